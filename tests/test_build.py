@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from datasets import load_from_disk
 
 from tests.conftest import REPO
 from tests.openai_stub_server import StubServer
@@ -81,6 +82,16 @@ def test_build_resumes_after_kill_without_repeating_calls_and_then_does_nothing(
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0 and "Nothing to do" in again.stderr
         assert bodies(teacher)[len(before_kill) + len(after):] == []
+
+        # Asking for self-aligned dialogues keeps the synthesis and re-trains from SFT on.
+        earlier = bodies(teacher)
+        aligned = subprocess.run([*command, "--selfalign"], env=env, capture_output=True, text=True, timeout=900)
+        assert aligned.returncode == 0, aligned.stderr[-3000:]
+        assert not set(bodies(teacher)[len(earlier):]) & set(earlier), "a stored call was asked again"
+        manifest = json.loads((ws / "manifest.json").read_text())["stages"]
+        assert manifest["build/selfalign"]["info"]["dialogues"] == 2  # tiny: 4 questions, 2 per dialogue
+        sources = load_from_disk(str(ws / "export/datasets/sft"))["source"]
+        assert sum("-train-" in s for s in sources) == 2 and len(sources) > 2
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ def build(
     student: Annotated[str, typer.Option(help="Is fine-tuned (hf:PATH or 'embedded').")] = "embedded",
     judge: Annotated[str, typer.Option(help="Judges the interviews (provider:name).")] = "embedded",
     discriminator: Annotated[str, typer.Option(help="HF encoder for the APC discriminators ('' = embedded MiniLM).")] = "",
+    selfalign: Annotated[bool, typer.Option(help="Also train on Ditto-style self-aligned dialogues.")] = False,
 ) -> None:
     """Build a role-playing agent: statements, experiences, SFT, discriminators, APC-DPO, evaluation, exports."""
     from rolecraft.cards import load_character
@@ -37,13 +38,14 @@ def build(
         from rolecraft.train.sft import student_path
 
         student_path(student)  # a student that cannot be trained fails now, not after synthesis
-    from rolecraft.pipeline import Models, console, run_build
+    from rolecraft.pipeline import PRESETS, Models, console, run_build
 
     def announce(name: str, number: int, total: int) -> None:
         console.rule(f"[bold]{number}/{total} {name}")
 
     models = Models(teacher=teacher, student=student, judge=judge, discriminator=discriminator)
-    ws, runs = run_build(character, workspace, preset, models, on_stage=announce)
+    chosen = PRESETS[preset]()
+    ws, runs = run_build(character, workspace, chosen.with_selfalign() if selfalign else chosen, models, on_stage=announce)
     _summary(ws, runs)
 
 

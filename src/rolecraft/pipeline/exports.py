@@ -21,6 +21,7 @@ def export_build(b: Build) -> dict[str, Any]:
 
     from rolecraft.cards import export_card
     from rolecraft.datasets.sft import sft_rows
+    from rolecraft.pipeline.stages import selfalign_rows
     from rolecraft.synth.records import Experience
 
     ws, character = b.workspace, b.character
@@ -35,6 +36,7 @@ def export_build(b: Build) -> dict[str, Any]:
 
     experiences = ws.read("experiences", Experience) + ws.read("protective", Experience)
     rows, _ = sft_rows(character, experiences, "chat")
+    rows += selfalign_rows(b)
     Dataset.from_list([{"messages": [m.model_dump() for m in r.messages], "source": r.source} for r in rows]).save_to_disk(
         str(out / "datasets" / "sft")
     )

@@ -18,6 +18,7 @@ from rolecraft.synth.faithfulness_data import FaithfulnessDataSettings
 from rolecraft.synth.protective import ProtectiveSettings
 from rolecraft.synth.queries import QuerySettings
 from rolecraft.synth.scenes import SceneSettings
+from rolecraft.synth.selfalign import SelfAlignConfig
 from rolecraft.synth.statements import StatementSettings
 from rolecraft.train.sft import SFTSettings
 
@@ -50,6 +51,13 @@ class Preset(BaseModel):
     dpo_rank: int = 32
     held_out_queries: float = 0.25  # share of queries kept out of DPO for the evaluation
     eval: EvalCounts = Field(default_factory=EvalCounts)
+    selfalign: SelfAlignConfig | None = None  # Ditto's self-aligned dialogues, added to SFT when asked
+
+    def with_selfalign(self) -> Preset:
+        """This preset with self-aligned dialogues on. One character has no others to borrow
+        contrastive questions from, so every simulated question is about the character itself."""
+        counts = {"tiny": {"queries": 4, "turns": 2, "query_tokens": 32, "response_tokens": 64}, "paper": {}}[self.name]
+        return self.model_copy(update={"selfalign": SelfAlignConfig(contrastive_share=0.0, shard_size=1, **counts)})
 
 
 def tiny() -> Preset:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.character import Character
+from rolecraft.datasets.sft import SFTRow
 from rolecraft.llm import run_sync
 from rolecraft.llm.cache import CachedModel
 from rolecraft.pipeline.presets import Preset
@@ -80,19 +81,41 @@ def experiences(b: Build) -> dict[str, Any]:
     return {"scenes": len(scenes), "experiences": len(kept), "protective": len(safe), "rejected": sum(rejected.values())}
 
 
+def selfalign(b: Build) -> dict[str, Any]:
+    """Ditto's self-alignment, when asked: the teacher plays both the curious user and the character,
+    answering from the profile; the dialogues join the SFT data."""
+    if b.preset.selfalign is None:
+        return {"asked": False}
+    from rolecraft.synth.selfalign_run import run_selfalign
+
+    summary = run_selfalign([b.character], b.teacher, b.workspace, b.preset.selfalign)
+    return {"asked": True, "dialogues": summary.dialogues, "turns": summary.turns, "rejections": summary.rejections}
+
+
+def selfalign_rows(b: Build) -> list[SFTRow]:
+    """The self-aligned dialogues as SFT rows, if this build asked for them."""
+    from rolecraft.synth.selfalign import SelfAlignDialogue
+    from rolecraft.synth.selfalign_run import STAGE
+
+    if b.preset.selfalign is None:
+        return []
+    return [SFTRow(messages=d.messages(), source=d.id) for d in b.workspace.read(STAGE, SelfAlignDialogue)]
+
+
 def sft(b: Build) -> dict[str, Any]:
     from rolecraft.errors import RolecraftError
     from rolecraft.synth.records import Experience
     from rolecraft.train.sft import train_sft
 
     data = b.workspace.read("experiences", Experience) + b.workspace.read("protective", Experience)
-    if not data:
+    rows = selfalign_rows(b)
+    if not data and not rows:
         raise RolecraftError(
             "the teacher produced no usable experience scripts, so there is nothing to fine-tune on",
             "use a stronger --teacher, or see the rejection counts with `rolecraft stats`",
         )
     settings = b.preset.sft.model_copy(update={"student": b.models.student})
-    result = train_sft(b.character, data, settings, b.adapter("sft"), config=dict(b.preset.sft_config))
+    result = train_sft(b.character, data, settings, b.adapter("sft"), config=dict(b.preset.sft_config), rows=rows)
     return {"rows": result.rows, "train_loss": result.metrics.get("train_loss"), "seconds": result.seconds}
 
 
@@ -173,13 +196,14 @@ def export(b: Build) -> dict[str, Any]:
     return export_build(b)
 
 
-STAGES = [statements, queries, experiences, sft, faithfulness_data, discriminators, dpo, evaluation, export]
+STAGES = [statements, queries, experiences, selfalign, sft, faithfulness_data, discriminators, dpo, evaluation, export]
 
 # The preset fields each stage depends on (part of its fingerprint).
 SETTINGS: dict[str, set[str]] = {
     "statements": {"statements"},
     "queries": {"queries"},
     "experiences": {"scenes", "experiences", "protective"},
+    "selfalign": {"selfalign"},
     "sft": {"sft", "sft_config"},
     "faithfulness_data": {"faithfulness"},
     "discriminators": {"discriminators"},

@@ -33,7 +33,6 @@ from rolecraft.datasets.sft import LossOn, SFTRow, sft_rows, training_template
 from rolecraft.errors import RolecraftError
 from rolecraft.workspace import replace_folder
 from rolecraft.synth.records import Experience
-from rolecraft.synth.runner import Rejections
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +210,7 @@ def sft_trainer(
     rows: Sequence[SFTRow] | None = None,
 ) -> PreparedSFT:
     """Rows, split, training template, checkpoint bookkeeping and the SFTTrainer, without training.
-    `rows`: ready-made rows used instead of the experiences (e.g. self-aligned dialogues of many characters)."""
+    `rows`: ready-made rows trained alongside the experiences' (e.g. self-aligned dialogues)."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTTrainer
@@ -224,7 +223,8 @@ def sft_trainer(
     own_template = tokenizer.chat_template
     fmt = settings.format if settings.format != "auto" else ("chat" if own_template else "prompted")
 
-    rows, rejected = (list(rows), Rejections()) if rows is not None else sft_rows(character, experiences, fmt)
+    made, rejected = sft_rows(character, experiences, fmt)
+    rows = made + list(rows or [])
     if not rows:
         raise RolecraftError(
             f"no training rows for {character.full_name} ({rejected.summary()} rejected)",
