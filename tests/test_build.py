@@ -107,3 +107,24 @@ def test_build_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, cont
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "ws").exists()
+
+
+def test_without_faithfulness_rows_the_build_goes_on_without_apc(tmp_path):
+    """A teacher too weak to write usable queries leaves no relevance/NLI rows: the discriminators and
+    DPO stages say why they did nothing, stale classifiers are removed, and evaluation skips APC."""
+    from rolecraft.cards import load_character
+    from rolecraft.faithfulness.discriminators import discriminator_dir, has_discriminators
+    from rolecraft.pipeline.presets import tiny
+    from rolecraft.pipeline.stages import Build, Models, discriminators, dpo
+    from rolecraft.workspace import Workspace
+
+    ws = Workspace.for_character(load_character(EXAMPLE), tmp_path / "ws")
+    stale = discriminator_dir(ws, "nli")
+    stale.mkdir(parents=True)
+    build = Build(ws, tiny(), Models())
+
+    assert discriminators(build) == {"trained": False, "skipped": "the teacher wrote no usable relevance or nli_labels rows"}
+    assert not stale.exists() and not has_discriminators(ws)
+    assert ws.stage_info("discriminators")["status"] == "skipped"
+    assert dpo(build) == {"pairs": 0, "trained": False, "skipped": "no APC discriminators to score replies with"}
+    assert ws.stage_info("dpo")["status"] == "skipped"

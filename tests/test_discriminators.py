@@ -14,7 +14,7 @@ from rolecraft.faithfulness.discriminators import (
     DiscriminatorSettings,
     Item,
     nli_examples,
-    split_by_statement,
+    held_out_split,
     train_discriminator,
 )
 from rolecraft.faithfulness.judge import JudgeDiscriminator
@@ -40,12 +40,17 @@ def mixed_items() -> list[Item]:
 def test_training_reports_held_out_accuracy_on_unseen_statements(tmp_path):
     rows = load_reference(FIXTURES / "mira.nli.v2.json", NLILabelRecord)
     items, labels = nli_examples(rows)
-    train, test = split_by_statement(items, 0.25, seed=0)
+    train, test = held_out_split(items, 0.25, seed=0, by="statement")
     assert {items[i].statement for i in train}.isdisjoint({items[i].statement for i in test})
     assert len(test) == 6 and len(train) + len(test) == len(items)
+    # By query (the default): known statements, unseen questions and their replies.
+    train, test = held_out_split(items, 0.25, seed=0)
+    pair = lambda i: (items[i].statement, items[i].query)  # noqa: E731
+    assert {pair(i) for i in train}.isdisjoint({pair(i) for i in test}) and test
+    assert {items[i].statement for i in test} & {items[i].statement for i in train}
 
     base = build_tiny_encoder(tmp_path / "encoder")
-    settings = DiscriminatorSettings(base=str(base), epochs=1, max_length=64, held_out=0.25)
+    settings = DiscriminatorSettings(base=str(base), epochs=1, max_length=64, held_out=0.25, held_out_by="statement")
     report = train_discriminator("nli", items, labels, tmp_path / "nli", settings)
     assert (report.train_items, report.test_items) == (18, 6)
     assert 0.0 <= report.accuracy <= 1.0 and report.majority == pytest.approx(1 / 3)

@@ -47,6 +47,14 @@ def test_the_embedding_prefilter_shortlists_the_nearest_facts(relevance):
     np.testing.assert_allclose(np.linalg.norm(retriever.index, axis=1), 1.0, atol=1e-5)
 
 
+def test_without_a_relevance_discriminator_statements_are_ranked_by_embedding_similarity(tmp_path):
+    character = Character(full_name="Mira Vance", statements=MIRA_STATEMENTS + FILLER[:5])
+    ws = Workspace.for_character(character, tmp_path / "mira")
+    retriever = fact_retriever(character, ws)  # no discriminators/relevance in this workspace
+    assert isinstance(retriever, FactRetriever) and retriever.relevance is None
+    assert retriever.search("Tell me about your grey cat.", 1) == ["Mira lives alone with a grey cat named Pilot."]
+
+
 def test_the_agent_puts_retrieved_facts_in_its_prompt(relevance, tmp_path, tiny_model_dir):
     character = Character(
         full_name="Mira Vance",

@@ -105,7 +105,7 @@ def test_statements_name_the_character_and_rejections_are_counted(mira_workspace
     assert by_statement["Mira grew up in Port Ellery with her brother Tomas."] == [
         "Mira, where did you grow up?", "Do you have any siblings, Mira?"]  # cut to the count asked for
     assert len(by_statement["Mira lives alone with a grey cat named Pilot."]) == 2  # trailing comma forgiven
-    assert ws.stage_info("statement_queries")["rejected"] == {"fewer_queries_than_asked": 1, "invalid_json": 1}
+    assert ws.stage_info("statement_queries")["rejected"] == {"fewer_queries_than_asked": 1, "invalid_json": 1, "too_short": 1}
 
     own = [r for r in relevance if r.query in by_statement[r.statement]]
     cross = [r for r in relevance if r.query not in by_statement[r.statement]]

@@ -84,17 +84,18 @@ def with_statements(character: Character, workspace: Workspace | None) -> Charac
 
 
 def fact_retriever(character: Character, workspace: Workspace | None = None):
-    """Retrieval for the prompt, or None. With a trained relevance discriminator in the workspace:
-    APC's RAG over every statement and lore entry (faithfulness.retrieval.FactRetriever). Without one,
-    a card's lorebook works as front ends use it: entries whose keys the user's turn mentions."""
-    if workspace is not None:
+    """Retrieval for the prompt, or None. In a workspace: APC's RAG over every statement and lore
+    entry (faithfulness.retrieval.FactRetriever), ranked by the trained relevance discriminator, or by
+    embedding similarity where statements exist but no discriminator was trained. Otherwise a card's
+    lorebook works as front ends use it: entries whose keys the user's turn mentions."""
+    if workspace is not None and character.facts():
         from rolecraft.faithfulness.discriminators import META, ClassifierDiscriminator, discriminator_dir
+        from rolecraft.faithfulness.retrieval import FactRetriever
 
         relevance = discriminator_dir(workspace, "relevance")
-        if (relevance / META).exists() and character.facts():
-            from rolecraft.faithfulness.retrieval import FactRetriever
-
-            return FactRetriever(character.name, character.facts(), ClassifierDiscriminator(relevance))
+        trained = ClassifierDiscriminator(relevance) if (relevance / META).exists() else None
+        if trained or character.statements:
+            return FactRetriever(character.name, character.facts(), trained)
     if any(e.enabled and e.keys for e in character.lore):
         return LoreKeywords(character)
     return None

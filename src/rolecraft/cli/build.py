@@ -54,11 +54,12 @@ def _summary(ws, runs) -> None:
 
     from rolecraft.pipeline import console
 
-    if all(r.skipped for r in runs):
+    if all(r.cached for r in runs):
         console.print(f"Nothing to do: {ws.root} is up to date (every stage already ran with these inputs).")
     table = Table("stage", "status", "seconds", "peak MB", title=f"build of {ws.character().full_name}")
     for r in runs:
-        table.add_row(r.name, "cached" if r.skipped else "ran", f"{r.seconds:.1f}", f"{r.peak_rss_mb:.0f}")
+        status = "cached" if r.cached else f"skipped: {r.info['skipped']}" if "skipped" in r.info else "ran"
+        table.add_row(r.name, status, f"{r.seconds:.1f}", f"{r.peak_rss_mb:.0f}")
     console.print(table)
     report = ws.path("eval/build/report.md")
     console.print(f"Report: {report}" if report.exists() else "")

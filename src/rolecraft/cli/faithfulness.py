@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -85,7 +85,8 @@ def discriminators_train(
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Default: 5 relevance, 10 NLI.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Default 1e-4.")] = None,
     max_length: Annotated[Optional[int], typer.Option(min=32, help="Default 256 tokens.")] = None,
-    held_out: Annotated[Optional[float], typer.Option(min=0.0, max=0.9, help="Share of statements held out for the accuracy report (default 0.2).")] = None,
+    held_out: Annotated[Optional[float], typer.Option(min=0.0, max=0.9, help="Share of rows held out for the accuracy report (default 0.2).")] = None,
+    held_out_by: Annotated[Optional[Literal["query", "statement"]], typer.Option(help="query: hold out whole questions (default); statement: whole statements (harder).")] = None,
     relevance_file: Annotated[Optional[Path], typer.Option("--relevance", help="Relevance rows instead of the workspace's (APC JSON or JSONL).")] = None,
     nli_file: Annotated[Optional[Path], typer.Option("--nli", help="Labelled NLI rows instead of the workspace's (APC .nli.v2 JSON or JSONL).")] = None,
     tiny: Tiny = False,
@@ -99,7 +100,7 @@ def discriminators_train(
 
     _, ws = _workspace(target, workspace)
     settings = _settings(DiscriminatorSettings, tiny, base=base, epochs=epochs, learning_rate=learning_rate,
-                         max_length=max_length, held_out=held_out)
+                         max_length=max_length, held_out=held_out, held_out_by=held_out_by)
     reports = discriminators_stage(
         ws,
         settings,

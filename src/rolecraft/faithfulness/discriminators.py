@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,9 +31,10 @@ from pydantic import BaseModel, Field
 
 from rolecraft.errors import RolecraftError
 from rolecraft.synth.apc_records import NLI_LABELS, RELEVANCE_LABELS, NLILabelRecord, RelevanceRecord
-from rolecraft.workspace import Workspace, replace_folder
+from rolecraft.workspace import Workspace, folder_in_place
 
 Kind = Literal["relevance", "nli"]
+HeldOutBy = Literal["query", "statement"]
 LABELS: dict[str, tuple[str, ...]] = {"relevance": RELEVANCE_LABELS, "nli": NLI_LABELS}
 DEFAULT_EPOCHS = {"relevance": 5, "nli": 10}  # the reference's schedule
 CONTEXT_CHARS = 400  # earlier conversation turns shown to a discriminator, newest kept
@@ -143,7 +143,8 @@ class DiscriminatorSettings(BaseModel):
     learning_rate: float = 1e-4
     batch_size: int = 8
     max_length: int = Field(256, ge=32)
-    held_out: float = Field(0.2, ge=0.0, lt=1.0)  # share of statements kept out of training for the report
+    held_out: float = Field(0.2, ge=0.0, lt=1.0)  # share of items kept out of training for the report
+    held_out_by: HeldOutBy = "query"  # see `held_out_split`
     seed: int = 0
 
     @classmethod
@@ -171,20 +172,22 @@ def nli_examples(rows: Sequence[NLILabelRecord]) -> tuple[list[Item], list[str]]
     return [Item(r.character, r.statement, r.query, r.response) for r in rows], [r.label for r in rows]
 
 
-def split_by_statement(items: Sequence[Item], share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices (train, test): whole statements are held out, so test items say something new.
-    Statements are ordered by a seeded hash and taken until `share` of the items is held out."""
+def held_out_split(items: Sequence[Item], share: float, seed: int, by: HeldOutBy = "query") -> tuple[list[int], list[int]]:
+    """Indices (train, test). `by="query"`: whole (statement, query) groups are held out, so the test
+    asks about known statements with unseen questions and replies, which is how APC uses the
+    discriminators. `by="statement"`: whole statements are held out, a harder test of generalisation.
+    Groups are ordered by a seeded hash and taken until `share` of the items is held out."""
     if share <= 0:
         return list(range(len(items))), []
     groups: dict[str, list[int]] = {}
     for i, item in enumerate(items):
-        groups.setdefault(item.statement, []).append(i)
+        groups.setdefault(item.statement if by == "statement" else f"{item.statement}\n{item.query}", []).append(i)
     keyed = sorted(groups, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
     test: list[int] = []
-    for statement in keyed[:-1]:  # always leave at least one statement to train on
+    for group in keyed[:-1]:  # always leave at least one group to train on
         if len(test) >= share * len(items):
             break
-        test += groups[statement]
+        test += groups[group]
     held = set(test)
     return [i for i in range(len(items)) if i not in held], test
 
@@ -226,7 +229,7 @@ def train_discriminator(
         )
     started = time.monotonic()
     base = base_encoder(settings)
-    train_idx, test_idx = split_by_statement(items, settings.held_out, settings.seed)
+    train_idx, test_idx = held_out_split(items, settings.held_out, settings.seed, settings.held_out_by)
     epochs = settings.epochs or DEFAULT_EPOCHS[kind]
     tokenizer = AutoTokenizer.from_pretrained(base)
     verbosity = hf_logging.get_verbosity()
@@ -247,9 +250,7 @@ def train_discriminator(
         return Dataset.from_dict({**enc, "labels": [names.index(labels[i]) for i in idx]})
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with folder_in_place(out) as tmp:
         args = TrainingArguments(
             output_dir=str(tmp / "trainer"),
             num_train_epochs=epochs,
@@ -297,10 +298,6 @@ def train_discriminator(
         )
         meta.update(settings=settings.model_dump(), report=report.model_dump())
         (tmp / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 
@@ -309,6 +306,10 @@ def train_discriminator(
 
 def discriminator_dir(workspace: Workspace, kind: Kind) -> Path:
     return workspace.path(f"discriminators/{kind}")
+
+
+def has_discriminators(workspace: Workspace) -> bool:
+    return all((discriminator_dir(workspace, k) / META).exists() for k in ("relevance", "nli"))
 
 
 def workspace_discriminators(workspace: Workspace) -> tuple[ClassifierDiscriminator, ClassifierDiscriminator]:

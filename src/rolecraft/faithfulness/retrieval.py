@@ -28,7 +28,7 @@ class FactRetriever:
         self,
         character: str,
         facts: Sequence[str],
-        relevance: Discriminator,
+        relevance: Discriminator | None,  # None: rank by embedding similarity alone
         candidates: int = 50,
         encoder: str | Path | None = None,
         k: int = 5,
@@ -53,22 +53,27 @@ class FactRetriever:
         """Unit-length embeddings of every fact, one row each (built on first use)."""
         return self.encoder.encode(self.facts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
+    def similarity(self, query: str) -> np.ndarray:
+        vector = self.encoder.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
+        return self.index @ vector
+
     def shortlist(self, query: str) -> list[int]:
         """Indices of the facts the relevance classifier will rank: all, or the nearest `candidates`."""
         if len(self.facts) <= self.candidates:
             return list(range(len(self.facts)))
-        vector = self.encoder.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
-        similarity = self.index @ vector
-        return np.argpartition(-similarity, self.candidates)[: self.candidates].tolist()
+        return np.argpartition(-self.similarity(query), self.candidates)[: self.candidates].tolist()
 
     def search(self, query: str, k: int | None = None) -> list[str]:
         k = self.k if k is None else k
         if not self.facts or k <= 0:
             return []
-        shortlist = self.shortlist(query)
-        relevance = self.relevance.predict([Item(self.character, self.facts[i], query) for i in shortlist])[:, 1]
-        best = np.argsort(-relevance, kind="stable")[:k]
-        return [self.facts[shortlist[i]] for i in best]
+        if self.relevance is None:
+            order, scores = list(range(len(self.facts))), self.similarity(query)
+        else:
+            order = self.shortlist(query)
+            scores = self.relevance.predict([Item(self.character, self.facts[i], query) for i in order])[:, 1]
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [self.facts[order[i]] for i in best]
 
 
 def workspace_retriever(workspace: Workspace, k: int = 5, candidates: int = 50) -> FactRetriever:

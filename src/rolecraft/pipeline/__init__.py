@@ -31,7 +31,7 @@ VERSION = 1  # bump when a stage's output format changes, to invalidate old buil
 
 class StageRun(BaseModel):
     name: str
-    skipped: bool
+    cached: bool  # finished earlier with the same fingerprint: not run again
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     info: dict[str, Any] = {}
@@ -101,7 +101,7 @@ def run_build(
         key = f"build/{name}"
         done = ws.stage_info(key)
         if done.get("status") == "done" and done.get("fingerprint") == chain:
-            runs.append(StageRun(name=name, skipped=True, info=done.get("info", {})))
+            runs.append(StageRun(name=name, cached=True, info=done.get("info", {})))
             continue
         if on_stage:
             on_stage(name, number, len(STAGES))
@@ -109,7 +109,7 @@ def run_build(
         started = time.monotonic()
         with _PeakMemory() as memory:
             info = stage(build)
-        run = StageRun(name=name, skipped=False, seconds=round(time.monotonic() - started, 1),
+        run = StageRun(name=name, cached=False, seconds=round(time.monotonic() - started, 1),
                        peak_rss_mb=round(memory.peak / 2**20), info=info)
         ws.record_stage(key, status="done", fingerprint=chain, seconds=run.seconds, peak_rss_mb=run.peak_rss_mb,
                         info=info, preset=preset.name, models=asdict(models))

@@ -85,7 +85,7 @@ def selfalign(b: Build) -> dict[str, Any]:
     """Ditto's self-alignment, when asked: the teacher plays both the curious user and the character,
     answering from the profile; the dialogues join the SFT data."""
     if b.preset.selfalign is None:
-        return {"asked": False}
+        return {"asked": False, "skipped": "not asked for (--selfalign)"}
     from rolecraft.synth.selfalign_run import run_selfalign
 
     summary = run_selfalign([b.character], b.teacher, b.workspace, b.preset.selfalign)
@@ -129,8 +129,21 @@ def faithfulness_data(b: Build) -> dict[str, Any]:
 
 
 def discriminators(b: Build) -> dict[str, Any]:
-    from rolecraft.faithfulness.discriminators import discriminators_stage
+    """Trains the APC classifiers; with no relevance or NLI rows (a teacher too weak to write usable
+    queries) the build goes on without APC: no DPO, no APC in the evaluation, the reason recorded."""
+    import shutil
 
+    from rolecraft.faithfulness.discriminators import discriminator_dir, discriminators_stage
+    from rolecraft.synth.apc_records import NLILabelRecord, RelevanceRecord
+
+    missing = [name for name, record in (("relevance", RelevanceRecord), ("nli_labels", NLILabelRecord))
+               if not (b.workspace.has(name) and b.workspace.read(name, record))]
+    if missing:
+        for kind in ("relevance", "nli"):  # never score with classifiers left from older data
+            shutil.rmtree(discriminator_dir(b.workspace, kind), ignore_errors=True)
+        reason = f"the teacher wrote no usable {' or '.join(missing)} rows"
+        b.workspace.record_stage("discriminators", status="skipped", reason=reason)
+        return {"trained": False, "skipped": reason}
     settings = b.preset.discriminators.model_copy(update={"base": b.models.discriminator})
     reports = discriminators_stage(b.workspace, settings)
     return {kind: {"accuracy": r.accuracy, "majority": r.majority} for kind, r in reports.items()}
@@ -152,17 +165,22 @@ def dpo(b: Build) -> dict[str, Any]:
     from rolecraft.agent import Agent
     from rolecraft.datasets.preference import preference_stage
     from rolecraft.faithfulness.apc import APCScorer
-    from rolecraft.faithfulness.discriminators import workspace_discriminators
+    from rolecraft.faithfulness.discriminators import has_discriminators, workspace_discriminators
     from rolecraft.train.dpo import dpo_config, lora_config, train_dpo
 
     ws = b.workspace
+    if not has_discriminators(ws):
+        reason = "no APC discriminators to score replies with"
+        ws.record_stage("dpo", status="skipped", reason=reason)
+        return {"pairs": 0, "trained": False, "skipped": reason}
     agent = Agent.from_workspace(ws, model=b.student("sft"), retrieval=True)
     scorer = APCScorer(agent.character.name, agent.character.statements, *workspace_discriminators(ws))
     train_queries, _ = held_out_split(b)
     pairs = preference_stage(ws, agent, scorer, train_queries, b.preset.preference)
     if not pairs:
-        ws.record_stage("dpo", status="skipped", reason="no pair passed the APC margin")
-        return {"pairs": 0, "trained": False}
+        reason = "no pair of replies passed the APC margin"
+        ws.record_stage("dpo", status="skipped", reason=reason)
+        return {"pairs": 0, "trained": False, "skipped": reason}
     config = dpo_config(ws.path("adapters/.dpo-run"), **b.preset.dpo_config)
     result = train_dpo(b.models.student, pairs, b.adapter("dpo"), config=config,
                        lora=lora_config(b.preset.dpo_rank), adapter=b.adapter("sft"))
@@ -173,6 +191,7 @@ def evaluation(b: Build) -> dict[str, Any]:
     """Interview prompt-only, RAG, SFT and SFT+DPO agents on the same questions; judge; APC; report."""
     from rolecraft.eval.run import EvalConfig, evaluate
     from rolecraft.eval.targets import AgentSpec
+    from rolecraft.faithfulness.discriminators import has_discriminators
 
     student = b.models.student
     agents = [AgentSpec(name="prompt-only", model=student), AgentSpec(name="rag", model=student, retrieval="rag"),
@@ -183,7 +202,7 @@ def evaluation(b: Build) -> dict[str, Any]:
     config = EvalConfig(
         agents=agents, judge=b.models.judge, teacher=b.models.teacher, single=counts.single, probes=counts.probes,
         multi=counts.multi, rounds=counts.rounds, samples=counts.samples, reply_tokens=counts.reply_tokens,
-        judge_tokens=counts.judge_tokens, run="build", apc=True,
+        judge_tokens=counts.judge_tokens, run="build", apc=has_discriminators(b.workspace),
     )
     results = run_sync(evaluate(b.character, b.workspace, config))
     return {"report": str(b.workspace.path("eval/build/report.md")), "agents": [a.name for a in agents],

@@ -30,6 +30,7 @@ from rolecraft.synth.apc_records import (
     ThreeResponses,
     save_stage,
 )
+from rolecraft.synth.queries import MIN_WORDS
 from rolecraft.synth.runner import Rejections, generate_rows
 from rolecraft.workspace import Workspace
 
@@ -173,6 +174,8 @@ async def write_nli_responses(
             rejections.reject("empty_response")
         elif len(set(texts.values())) < 3:
             rejections.reject("identical_responses")
+        elif any(len(t.split()) < MIN_WORDS for t in texts.values()):
+            rejections.reject("too_short")
         else:
             records.append(NLIRecord(character=character, statement=statement, query=query, nli=ThreeResponses(**texts)))
     return records, rejections

@@ -36,6 +36,9 @@ def query_list(n: int) -> type[BaseModel]:
     return create_model("QueryList", queries=(list[str], Field(json_schema_extra={"maxItems": n})))
 
 
+MIN_WORDS = 3  # a constrained small teacher can fill the list with "]," or "Quantify": nothing a user says
+
+
 def query_prompt(character: str, statement: str, n: int) -> list[Message]:
     return [
         Message(role="system", content=SYSTEM),
@@ -63,7 +66,10 @@ async def write_queries(
         if not result.ok:
             rejections.reject(result.error or "invalid")
             continue
-        queries = list(dict.fromkeys(" ".join(q.split()) for q in result.value.queries if q.strip()))
+        written = list(dict.fromkeys(" ".join(q.split()) for q in result.value.queries if q.strip()))
+        queries = [q for q in written if len(q.split()) >= MIN_WORDS]
+        for _ in range(len(written) - len(queries)):
+            rejections.reject("too_short")
         if len(queries) < settings.per_statement:
             rejections.reject("fewer_queries_than_asked")
         if queries:

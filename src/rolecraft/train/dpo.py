@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from rolecraft.errors import RolecraftError
-from rolecraft.workspace import replace_folder
+from rolecraft.workspace import folder_in_place
 from rolecraft.synth.apc_records import PreferenceRecord
 
 SETTINGS_FILE = "training.json"
@@ -115,9 +114,7 @@ def train_dpo(
     model.train()
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with folder_in_place(out) as tmp:
         args = config or dpo_config()
         args.output_dir = str(tmp / "trainer")
         trainer = DPOTrainer(
@@ -148,10 +145,6 @@ def train_dpo(
             "result": result.model_dump(),
         }
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=_jsonable), encoding="utf-8")
-        replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return result
 
 
