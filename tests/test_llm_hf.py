@@ -51,6 +51,19 @@ def test_schema_constrained_output_is_valid_json(tiny):
         assert set(value) == {"location", "indoor"} and isinstance(value["indoor"], bool)
 
 
+def test_only_the_most_recent_schema_processors_are_kept(tiny):
+    from rolecraft.llm.hf import KEPT_PROCESSORS
+
+    def schema(n):
+        return {"type": "object", "properties": {f"field{n}": {"type": "boolean"}}, "required": [f"field{n}"]}
+
+    for n in range(KEPT_PROCESSORS + 2):
+        [answer] = run_sync(tiny.generate(CHATS[:1], SamplingParams(max_tokens=16, temperature=0), schema=schema(n)))
+        assert set(json.loads(answer.text)) == {f"field{n}"}  # an evicted processor is rebuilt, never reused wrongly
+    kept = [json.loads(key)["required"][0] for key in tiny._processors]
+    assert kept == [f"field{n}" for n in range(2, KEPT_PROCESSORS + 2)]
+
+
 def test_stop_strings_cut_the_text(tiny):
     params = SamplingParams(max_tokens=20, temperature=1.0, seed=3)
     free = run_sync(tiny.generate(CHATS[:1], params))[0].text

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any
 
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, as_messages
+from rolecraft.memory import release_memory, trim_heap
 
 # Used only when a tokenizer has no chat template of its own (e.g. a base model).
+KEPT_PROCESSORS = 2  # JSON-schema processors kept per model: the index of one can take a GB
 PLAIN_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant:{% endif %}"
@@ -59,7 +62,7 @@ class HFChatModel(ChatModel):
         self.batch_size = batch_size
         self._loop_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._load_lock = threading.Lock()
-        self._processors: dict[str, Any] = {}
+        self._processors: OrderedDict[str, Any] = OrderedDict()  # schema → processor, most recent last
 
     @property
     def _lock(self) -> asyncio.Lock:
@@ -179,6 +182,7 @@ class HFChatModel(ChatModel):
         kwargs.update(generate_options)
         with torch.inference_mode():
             output = model.generate(**inputs, **kwargs)
+        trim_heap()  # a long batch frees GBs of activations that glibc would otherwise keep
         new = output[:, inputs["input_ids"].shape[1] :]
         results = []
         for row, mask in zip(new, inputs["attention_mask"]):
@@ -234,9 +238,15 @@ class HFChatModel(ChatModel):
         yield done.model_copy(update={"text": held.flush()})
 
     def _json_processor(self, schema: dict[str, Any]):
-        """An outlines JSON-schema logits processor, built once per schema."""
+        """An outlines JSON-schema logits processor, built once per schema. Only the most recent few
+        are kept: the token index of a schema with length-bounded strings takes hundreds of MB to GB."""
         key = json.dumps(schema, sort_keys=True)
-        if key not in self._processors:
+        if key in self._processors:
+            self._processors.move_to_end(key)
+        else:
+            if len(self._processors) >= KEPT_PROCESSORS:
+                self._processors.popitem(last=False)
+                release_memory()
             import outlines
             from outlines.backends.outlines_core import OutlinesCoreBackend
 

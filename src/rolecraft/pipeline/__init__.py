@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from rolecraft.character import Character
 from rolecraft.pipeline.presets import PRESETS, Preset
 from rolecraft.pipeline.stages import SETTINGS, STAGES, Build, Models
+from rolecraft.memory import release_memory
 from rolecraft.progress import console
 from rolecraft.workspace import Workspace
 
@@ -109,6 +110,7 @@ def run_build(
         started = time.monotonic()
         with _PeakMemory() as memory:
             info = stage(build)
+        release_memory()
         run = StageRun(name=name, cached=False, seconds=round(time.monotonic() - started, 1),
                        peak_rss_mb=round(memory.peak / 2**20), info=info)
         ws.record_stage(key, status="done", fingerprint=chain, seconds=run.seconds, peak_rss_mb=run.peak_rss_mb,
