@@ -160,8 +160,9 @@ def paper_work(profile: Path) -> dict[str, Work]:
     rag_prompt = 350  # persona prompt with the top-5 statements + the question
     w.generate(contexts * samples, rag_prompt, 100, p.preference.max_tokens)
     w.classifier = contexts * statements * (1 + samples)
-    dpo_config = {"epochs": 1, "forwards": 1.5}  # + the reference forward (adapter disabled), no backward
-    w.train = round(contexts * (rag_prompt + 2 * p.preference.max_tokens) * 2 * dpo_config["epochs"] * dpo_config["forwards"])
+    # One epoch (train.dpo's default) over chosen + rejected; the reference forward (adapter disabled,
+    # no backward) adds about half a training pass.
+    w.train = round(contexts * 2 * (rag_prompt + p.preference.max_tokens) * 1.5)
     w.notes.append(f"{contexts} contexts x {samples} replies, APC over {statements} statements, DPO on <= {contexts} pairs")
 
     w = works["evaluation"] = Work()

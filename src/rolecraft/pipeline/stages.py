@@ -136,16 +136,18 @@ def discriminators(b: Build) -> dict[str, Any]:
     from rolecraft.faithfulness.discriminators import discriminator_dir, discriminators_stage
     from rolecraft.synth.apc_records import NLILabelRecord, RelevanceRecord
 
-    missing = [name for name, record in (("relevance", RelevanceRecord), ("nli_labels", NLILabelRecord))
-               if not (b.workspace.has(name) and b.workspace.read(name, record))]
+    ws = b.workspace
+    rows = {name: ws.read(name, record) if ws.has(name) else []
+            for name, record in (("relevance", RelevanceRecord), ("nli_labels", NLILabelRecord))}
+    missing = [name for name, found in rows.items() if not found]
     if missing:
         for kind in ("relevance", "nli"):  # never score with classifiers left from older data
-            shutil.rmtree(discriminator_dir(b.workspace, kind), ignore_errors=True)
+            shutil.rmtree(discriminator_dir(ws, kind), ignore_errors=True)
         reason = f"the teacher wrote no usable {' or '.join(missing)} rows"
-        b.workspace.record_stage("discriminators", status="skipped", reason=reason)
+        ws.record_stage("discriminators", status="skipped", reason=reason)
         return {"trained": False, "skipped": reason}
     settings = b.preset.discriminators.model_copy(update={"base": b.models.discriminator})
-    reports = discriminators_stage(b.workspace, settings)
+    reports = discriminators_stage(ws, settings, relevance=rows["relevance"], nli=rows["nli_labels"])
     return {kind: {"accuracy": r.accuracy, "majority": r.majority} for kind, r in reports.items()}
 
 
