@@ -20,6 +20,7 @@ from typing import Any
 from rolecraft.character import Character, Source
 from rolecraft.errors import RolecraftError
 from rolecraft.profile import split_paragraphs
+from rolecraft.weights import LOAD_LOCK
 
 CHARACTER_FILES = (".txt", ".md", ".json", ".png", ".charx")
 _WIKIDATA_ID = re.compile(r"^[PQ]\d+$")
@@ -170,4 +171,5 @@ def _encoder(path: str):
 
     from rolecraft.llm.embedded import embedded_encoder
 
-    return SentenceTransformer(path or str(embedded_encoder()), device="cpu")
+    with LOAD_LOCK:
+        return SentenceTransformer(path or str(embedded_encoder()), device="cpu")

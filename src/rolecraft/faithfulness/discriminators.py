@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from rolecraft.errors import RolecraftError
 from rolecraft.synth.apc_records import NLI_LABELS, RELEVANCE_LABELS, NLILabelRecord, RelevanceRecord
+from rolecraft.weights import LOAD_LOCK
 from rolecraft.workspace import Workspace, folder_in_place
 
 Kind = Literal["relevance", "nli"]
@@ -111,7 +112,8 @@ class ClassifierDiscriminator:
         from transformers import AutoModelForSequenceClassification
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return AutoModelForSequenceClassification.from_pretrained(self.path).to(device).eval()
+        with LOAD_LOCK:
+            return AutoModelForSequenceClassification.from_pretrained(self.path).to(device).eval()
 
     def predict(self, items: Sequence[Item]) -> np.ndarray:
         import torch

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rolecraft.faithfulness.discriminators import ClassifierDiscriminator, Discriminator, Item, discriminator_dir
+from rolecraft.weights import LOAD_LOCK
 from rolecraft.workspace import Workspace
 
 
@@ -46,7 +47,8 @@ class FactRetriever:
 
         from rolecraft.llm.embedded import embedded_encoder
 
-        return SentenceTransformer(str(self.encoder_path or embedded_encoder()), device="cpu")
+        with LOAD_LOCK:
+            return SentenceTransformer(str(self.encoder_path or embedded_encoder()), device="cpu")
 
     @cached_property
     def index(self) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Any
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, as_messages
 from rolecraft.memory import release_memory, trim_heap
+from rolecraft.weights import LOAD_LOCK
 
 # Used only when a tokenizer has no chat template of its own (e.g. a base model).
 KEPT_PROCESSORS = 2  # JSON-schema processors kept per model: the index of one can take a GB
@@ -61,7 +62,6 @@ class HFChatModel(ChatModel):
         self.dtype = dtype
         self.batch_size = batch_size
         self._loop_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        self._load_lock = threading.Lock()
         self._processors: OrderedDict[str, Any] = OrderedDict()  # schema → processor, most recent last
 
     @property
@@ -98,7 +98,7 @@ class HFChatModel(ChatModel):
         import torch
         from transformers import AutoModelForCausalLM
 
-        with self._load_lock:
+        with LOAD_LOCK:
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             dtype = getattr(torch, self.dtype) if self.dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
             model = AutoModelForCausalLM.from_pretrained(self.local_path(), dtype=dtype).to(device)
