@@ -28,17 +28,49 @@ Conversation = Sequence[Message]
 
 
 class SamplingParams(BaseModel):
-    """Sampling settings shared by every provider. `seed` makes sampling repeatable per request."""
+    """Sampling settings shared by every provider. `seed` makes sampling repeatable per request.
+
+    The samplers after `stop` are the ones chat front ends send (OpenAI's penalties, and the
+    top_k / min_p / repetition_penalty of local servers); each backend honours those it can, and their
+    defaults change nothing. `logit_bias` maps token ids of the backend's tokenizer to a bias added to
+    their logits (-100 bans a token). `logprobs`: how many alternatives to return per generated token
+    (0 = only the chosen token's log-probability, None = no log-probabilities).
+    """
 
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int = 0
     stop: list[str] = Field(default_factory=list)
+    top_k: int = Field(0, ge=0)  # 0: off
+    min_p: float = Field(0.0, ge=0.0, le=1.0)
+    repetition_penalty: float = Field(1.0, gt=0.0)  # 1.0: off (HF / llama.cpp style, multiplicative)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)  # OpenAI style, additive per occurrence
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[int, float] = Field(default_factory=dict)
+    logprobs: int | None = Field(None, ge=0, le=20)
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    def cache_key(self) -> dict[str, Any]:
+        """What identifies these settings in a request key: only the fields that differ from their
+        defaults, so adding a sampler with a neutral default never invalidates stored calls."""
+        return self.model_dump(exclude_defaults=True)
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+
+
+class TokenLogprob(BaseModel):
+    """One generated token with its log-probability and the most likely alternatives at that step."""
+
+    token: str
+    logprob: float
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
 
 
 class Completion(BaseModel):
@@ -47,6 +79,7 @@ class Completion(BaseModel):
     completion_tokens: int = 0
     finish_reason: Literal["stop", "length"] = "stop"
     cached: bool = False
+    logprobs: list[TokenLogprob] | None = None  # when SamplingParams.logprobs asked for them
 
 
 def as_messages(conversation: Sequence[Message | dict[str, str]]) -> list[Message]:

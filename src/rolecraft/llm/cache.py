@@ -85,7 +85,7 @@ class RequestCache:
 
 def request_key(identity: dict[str, Any], kind: str, payload: Any, params: SamplingParams, schema: Any) -> str:
     blob = json.dumps(
-        {"model": identity, "kind": kind, "input": payload, "params": params.model_dump(), "schema": schema},
+        {"model": identity, "kind": kind, "input": payload, "params": params.cache_key(), "schema": schema},
         sort_keys=True,
         ensure_ascii=False,
     )
