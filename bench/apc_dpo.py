@@ -28,13 +28,7 @@ REFERENCE = DATA / "apc" / "alice-statements"
 
 
 def reference_rows():
-    from rolecraft.synth.apc_records import (
-        NLILabelRecord,
-        RelevanceRecord,
-        StatementQueries,
-        StatementRecord,
-        load_reference,
-    )
+    from rolecraft.formats.apc import NLILabelRecord, RelevanceRecord, StatementQueries, StatementRecord, load_reference
 
     return (
         load_reference(REFERENCE / "Alice.json", StatementRecord),
@@ -47,7 +41,7 @@ def reference_rows():
 def accuracy(args: argparse.Namespace) -> None:
     import tempfile
 
-    from rolecraft.faithfulness.discriminators import (
+    from rolecraft.train.discriminators import (
         DiscriminatorSettings,
         nli_examples,
         relevance_examples,
@@ -102,14 +96,17 @@ Majority baseline: always answer the training split's most common label.
 
 def dpo(args: argparse.Namespace) -> None:
     from rolecraft.agent import Agent
-    from rolecraft.datasets.preference import PreferenceSettings, preference_stage, sample_replies
     from rolecraft.faithfulness.apc import APCScorer
-    from rolecraft.faithfulness.discriminators import META, DiscriminatorSettings, discriminator_dir, discriminators_stage, workspace_discriminators
+    from rolecraft.faithfulness.discriminators import workspace_discriminators
     from rolecraft.faithfulness.retrieval import FactRetriever
     from rolecraft.llm import load_model, run_sync
+    from rolecraft.llm.pool import ModelPool
+    from rolecraft.pipeline import Models, run
     from rolecraft.profile import parse_profile
-    from rolecraft.synth.runner import cached_model
-    from rolecraft.train.dpo import dpo_config, lora_config, train_dpo
+    from rolecraft.synth.preference import PreferenceSettings, preference_pairs, sample_replies
+    from rolecraft.train.discriminators import DiscriminatorSettings, DiscriminatorsStep, TrainReport
+    from rolecraft.train.dpo import dpo_config, train_dpo
+    from rolecraft.train.student import lora_config
     from rolecraft.workspace import Workspace
 
     timings: dict[str, float] = {}
@@ -122,9 +119,10 @@ def dpo(args: argparse.Namespace) -> None:
     ws.save_character(character)
     ws.write("statements", statements)
 
-    if not (discriminator_dir(ws, "nli") / META).exists():
-        discriminators_stage(ws, DiscriminatorSettings(held_out=0.0, max_length=128), relevance=relevance_rows, nli=nli_rows)
+    trainer = DiscriminatorsStep(DiscriminatorSettings(held_out=0.0, max_length=128), relevance=relevance_rows, nli=nli_rows)
+    run([trainer], ws, Models())  # trained once; a rerun with the same rows finds them done
     relevance, nli = workspace_discriminators(ws)
+    pool = ModelPool(ws.cache_path)
     timings["discriminators"] = time.perf_counter() - started
 
     train_queries = [q for row in reference_queries for q in row.queries[:2]]
@@ -147,14 +145,14 @@ def dpo(args: argparse.Namespace) -> None:
                 statistics.mean(r.total for r in greedy_scored))
 
     t = time.perf_counter()
-    before_agent = Agent(character, cached_model(load_model("embedded"), ws), retriever=retriever)
+    before_agent = Agent(character, pool.wrap(load_model("embedded")), retriever=retriever)
     before = evaluate(before_agent)
     timings["evaluate before"] = time.perf_counter() - t
     print("before", before, flush=True)
 
     t = time.perf_counter()
-    rows = preference_stage(ws, before_agent, scorer, train_queries, settings)
-    stats = ws.stage_info("preference")
+    rows, preference = run_sync(preference_pairs(before_agent, scorer, train_queries, settings))
+    stats = preference.model_dump()
     timings["sample + score"] = time.perf_counter() - t
     print(f"{len(rows)} pairs", flush=True)
 
@@ -166,13 +164,13 @@ def dpo(args: argparse.Namespace) -> None:
     timings["DPO training"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    after_agent = Agent(character, cached_model(load_model("embedded", adapter=adapter), ws), retriever=retriever)
+    after_agent = Agent(character, pool.wrap(load_model("embedded", adapter=adapter)), retriever=retriever)
     after = evaluate(after_agent)
     timings["evaluate after"] = time.perf_counter() - t
     print("after", after, flush=True)
     total = time.perf_counter() - started
 
-    trained = sum(r["seconds"] for r in ws.stage_info("discriminators")["reports"].values())
+    trained = sum(r.seconds for r in ws.read(trainer.name, TrainReport))
     verdict = "raised" if after[0] > before[0] else "did NOT raise"
     write_section("dpo", f"""## APC-based DPO on the embedded student (acceptance)
 

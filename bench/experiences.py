@@ -48,10 +48,11 @@ def beethoven():
 
 def synthesis(args: argparse.Namespace) -> None:
     import tests.openai_stub_server as stub
+
+    from rolecraft.formats.experience import Scene
     from rolecraft.llm.cache import CachedModel, RequestCache
     from rolecraft.llm.openai_compat import OpenAIChatModel
     from rolecraft.synth.experiences import ExperienceSettings, make_experiences
-    from rolecraft.synth.records import Scene
 
     script = json.loads((FIXTURES / "recorded_structured.json").read_text())["experiences"][0]["text"]
     stub.answer = lambda body, prompt, *rest: (script, "stop", len(prompt.split()))  # a recorded teacher
@@ -82,7 +83,7 @@ def synthesis(args: argparse.Namespace) -> None:
 
 def sft_child(args: argparse.Namespace) -> None:
     """One method in this process: print its numbers as JSON."""
-    from rolecraft.datasets.charllm_import import import_generated
+    from rolecraft.synth.charllm_import import import_generated
     from rolecraft.train.sft import SFTSettings, train_sft
 
     character = beethoven()
@@ -140,16 +141,16 @@ def embedded(args: argparse.Namespace) -> None:
             result = runner.invoke(app, command)
             assert result.exit_code == 0, result.output
             rows.append((stage, time.perf_counter() - started))
-        manifest = Workspace(ws).manifest()["stages"]
+        manifest = Workspace(ws).manifest()["steps"]
     print(f"machine: {machine()}\nembedded SmolLM2 teacher and student, --tiny, {ALICE.name}\n")
     print("| stage | seconds | teacher tokens | tokens/s | kept | rejected |")
     print("|---|---:|---:|---:|---:|---:|")
     for stage, seconds in rows:
-        names = [s for s in ("scenes", "experiences", "protective") if s in stage] or ["sft:sft"]
+        names = [s for s in ("scenes", "experiences", "protective") if s in stage] or ["sft"]
         info = [manifest.get(n, {}) for n in names]
-        tokens = sum(i.get("usage", {}).get("completion_tokens", 0) for i in info)
-        kept = sum(i.get("count", 0) for i in info) if names[0] != "sft:sft" else "-"
-        rejected = sum(sum(i.get("rejections", {}).values()) for i in info) if names[0] != "sft:sft" else "-"
+        tokens = sum(u.get("completion_tokens", 0) for i in info for u in i.get("usage", {}).values())
+        kept = sum(i.get("rows", 0) for i in info) if names[0] != "sft" else "-"
+        rejected = sum(sum(i.get("rejections", {}).values()) for i in info) if names[0] != "sft" else "-"
         rate = f"{tokens / seconds:.1f}" if tokens else "-"
         print(f"| {stage} | {seconds:.1f} | {tokens or '-'} | {rate} | {kept} | {rejected} |")
 

@@ -93,13 +93,15 @@ def paper_work(profile: Path) -> dict[str, Work]:
     from transformers import AutoTokenizer
 
     from rolecraft.cards import load_character
+    from rolecraft.faithfulness.questions import nli_question, relevance_question
+    from rolecraft.formats.experience import Scene
     from rolecraft.llm.embedded import embedded_checkpoint
+    from rolecraft.llm.structured import token_limit
     from rolecraft.pipeline.presets import paper
     from rolecraft.synth.experiences import experience_prompt, script_schema
-    from rolecraft.synth.faithfulness_data import nli_question, relevance_question, response_prompt
+    from rolecraft.synth.nli import response_prompt
     from rolecraft.synth.protective import protective_prompt, protective_schema
     from rolecraft.synth.queries import query_prompt
-    from rolecraft.synth.records import Scene, token_limit
     from rolecraft.synth.scenes import scene_list, scene_prompt
     from rolecraft.synth.statements import statement_prompt
 

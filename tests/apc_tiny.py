@@ -38,13 +38,13 @@ def build_tiny_encoder(folder: Path) -> Path:
 
 def train_tiny_discriminators(folder: Path) -> tuple[Path, Path]:
     """(relevance, nli) discriminator folders trained from the Mira fixture rows."""
-    from rolecraft.faithfulness.discriminators import (
+    from rolecraft.formats.apc import NLILabelRecord, RelevanceRecord, load_reference
+    from rolecraft.train.discriminators import (
         DiscriminatorSettings,
         nli_examples,
         relevance_examples,
         train_discriminator,
     )
-    from rolecraft.synth.apc_records import NLILabelRecord, RelevanceRecord, load_reference
 
     base = build_tiny_encoder(folder / "encoder")
     settings = DiscriminatorSettings(base=str(base), epochs=1, max_length=64, learning_rate=1e-3)

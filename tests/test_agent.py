@@ -187,10 +187,10 @@ def relevance_classifier(folder):
     """A small but real relevance classifier folder, as `rolecraft discriminators train` writes one."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from rolecraft.faithfulness.discriminators import META, discriminator_dir
+    from rolecraft.faithfulness.discriminators import META
     from rolecraft.llm.embedded import embedded_encoder
 
-    out = discriminator_dir(folder, "relevance")
+    out = folder.discriminator_dir("relevance")
     tokenizer = AutoTokenizer.from_pretrained(embedded_encoder())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=64, num_labels=2)
@@ -213,7 +213,7 @@ def test_a_built_character_retrieves_with_its_relevance_classifier(workspace, ti
 
 
 def test_character_llm_style_uses_the_papers_protocol(tiny):
-    from rolecraft.charllm_agent import charllm_prompt, respond_character_llm
+    from rolecraft.agent.charllm import charllm_prompt, respond_character_llm
 
     character = Character(full_name="Ludwig van Beethoven", short_name="Beethoven", paragraphs=["A composer."])
     agent = Agent(character, tiny, style="character-llm")

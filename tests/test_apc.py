@@ -130,13 +130,13 @@ def test_the_published_example_keeps_its_order_with_embedded_discriminators(tmp_
     """APC's regression example (Komeiji Koishi), scored by all-MiniLM-L6-v2 discriminators fine-tuned
     here on tests/fixtures/apc/persona.*.json: short replies about eight made-up characters, none of
     the example's names. Published (DeBERTa): 1.608 > 0.996 > 0.033."""
-    from rolecraft.faithfulness.discriminators import (
+    from rolecraft.formats.apc import NLILabelRecord, RelevanceRecord, load_reference
+    from rolecraft.train.discriminators import (
         DiscriminatorSettings,
         nli_examples,
         relevance_examples,
         train_discriminator,
     )
-    from rolecraft.synth.apc_records import NLILabelRecord, RelevanceRecord, load_reference
     from tests.apc_tiny import FIXTURES
 
     short = DiscriminatorSettings(max_length=64, held_out=0.0)

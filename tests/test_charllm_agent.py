@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from rolecraft.agent.charllm import CharLLMScene, charllm_prompt, parse_continuation, respond_character_llm
 from rolecraft.character import Character
-from rolecraft.charllm_agent import CharLLMScene, charllm_prompt, parse_continuation, respond_character_llm
-from rolecraft.datasets.charllm_format import EOT
+from rolecraft.formats.charllm import EOT
+from rolecraft.formats.experience import Turn
 from rolecraft.llm import Completion, SamplingParams, run_sync
 from rolecraft.llm.base import ChatModel
-from rolecraft.synth.records import Turn
 
 BEETHOVEN = Character(full_name="Ludwig van Beethoven", short_name="Beethoven")
 

@@ -10,16 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from rolecraft.character import Character
-from rolecraft.datasets.charllm_format import (
-    experience_text,
-    parse_interactions,
-    parse_meta_prompt,
-    text_chat_template,
-)
-from rolecraft.datasets.charllm_import import character_for, import_generated, import_prompted
-from rolecraft.datasets.sft import prompted_rows, sft_rows, training_template
 from rolecraft.errors import RolecraftError
-from rolecraft.synth.records import Experience, Turn
+from rolecraft.formats.charllm import experience_text, parse_interactions, parse_meta_prompt, text_chat_template
+from rolecraft.formats.experience import Experience, Turn
+from rolecraft.formats.sft import sft_rows
+from rolecraft.synth.charllm_import import character_for, import_generated, import_prompted
+from rolecraft.train.templates import training_template
 
 FIXTURES = Path(__file__).parent / "fixtures" / "charllm"
 BEETHOVEN = Character(full_name="Ludwig van Beethoven", short_name="Beethoven")
@@ -193,8 +189,8 @@ def test_prompted_import_round_trips_the_released_rows():
     assert dict(rejected) == {"no_meta_prompt": 1, "no_turns": 1, "malformed_row": 1}
     assert [e.protective for e in experiences] == [False, False, True]
     originals = [json.loads(line) for line in path.read_text().splitlines()][:3]
-    rendered = prompted_rows(character, experiences)
-    assert [(r.prompt, r.output, r.source) for r in rendered] == [(o["prompt"], o["output"], o["source"]) for o in originals]
+    rendered = [(*experience_text(character, e), e.source) for e in experiences]
+    assert rendered == [(o["prompt"], o["output"], o["source"]) for o in originals]
 
 
 def test_generated_import_counts_malformed_rows():

@@ -8,18 +8,11 @@ import numpy as np
 import pytest
 
 from rolecraft.errors import RolecraftError
-from rolecraft.faithfulness.discriminators import (
-    META,
-    ClassifierDiscriminator,
-    DiscriminatorSettings,
-    Item,
-    nli_examples,
-    held_out_split,
-    train_discriminator,
-)
+from rolecraft.faithfulness.discriminators import META, ClassifierDiscriminator, Item
 from rolecraft.faithfulness.judge import JudgeDiscriminator
+from rolecraft.formats.apc import NLILabelRecord, load_reference
 from rolecraft.llm import load_model
-from rolecraft.synth.apc_records import NLILabelRecord, load_reference
+from rolecraft.train.discriminators import DiscriminatorSettings, held_out_split, nli_examples, train_discriminator
 from tests.apc_tiny import FIXTURES, MIRA_STATEMENTS, build_tiny_encoder, tiny_discriminators
 
 
@@ -115,6 +108,7 @@ def test_cli_trains_both_and_prints_accuracy(tmp_path):
 
     from rolecraft.cli import app
     from rolecraft.faithfulness.discriminators import workspace_discriminators
+    from rolecraft.train.discriminators import TrainReport
     from rolecraft.workspace import Workspace
 
     base = build_tiny_encoder(tmp_path / "encoder")
@@ -125,7 +119,7 @@ def test_cli_trains_both_and_prints_accuracy(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.stdout and "majority" in result.stdout and "relevance" in result.stdout and "nli" in result.stdout
-    reports = Workspace(ws).stage_info("discriminators")["reports"]
-    assert reports["nli"]["test_items"] == 6 and reports["relevance"]["epochs"] == 2  # the --tiny preset
+    reports = {r.kind: r for r in Workspace(ws).read("discriminators", TrainReport)}
+    assert reports["nli"].test_items == 6 and reports["relevance"].epochs == 2  # the --tiny preset
     relevance, nli = workspace_discriminators(Workspace(ws))
     assert relevance.kind == "relevance" and nli.predict([Item("Mira", "s", "q", "r")]).shape == (1, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -11,15 +12,19 @@ from typer.testing import CliRunner
 from rolecraft.agent import Agent
 from rolecraft.character import Character
 from rolecraft.cli import app
-from rolecraft.datasets.preference import PreferenceSettings, preference_stage
 from rolecraft.errors import RolecraftError
 from rolecraft.faithfulness.apc import APCScorer
 from rolecraft.faithfulness.discriminators import ClassifierDiscriminator
 from rolecraft.faithfulness.retrieval import FactRetriever
-from rolecraft.llm import Message, load_model
-from rolecraft.synth.apc_records import PreferenceRecord, dump_reference, load_reference
-from rolecraft.synth.runner import cached_model
-from rolecraft.train.dpo import SETTINGS_FILE, dpo_config, lora_config, train_dpo
+from rolecraft.formats.apc import PreferenceRecord, StatementQueries, load_reference
+from rolecraft.llm import Message, load_model, run_sync
+from rolecraft.llm.pool import ModelPool
+from rolecraft.pipeline import Models, run_steps
+from rolecraft.step import Context
+from rolecraft.synth.preference import PreferenceSettings, PreferenceStep, preference_pairs, split_queries
+from rolecraft.synth.queries import QueriesStep
+from rolecraft.train.dpo import SETTINGS_FILE, dpo_config, train_dpo
+from rolecraft.train.student import lora_config
 from rolecraft.workspace import Workspace
 from tests.apc_tiny import MIRA_STATEMENTS, tiny_discriminators
 
@@ -31,21 +36,27 @@ FAST = dict(max_steps=2, per_device_train_batch_size=2, gradient_accumulation_st
 def sampled(tmp_path_factory, tiny_model_dir):
     """A workspace whose agent (tiny student + retrieval) produced preference pairs, two turns deep."""
     relevance_dir, nli_dir = tiny_discriminators(tmp_path_factory)
-    relevance, nli = ClassifierDiscriminator(relevance_dir), ClassifierDiscriminator(nli_dir)
     character = Character(full_name="Mira Vance", statements=MIRA_STATEMENTS)
     ws = Workspace.for_character(character, tmp_path_factory.mktemp("dpo") / "mira")
+    for kind, folder in (("relevance", relevance_dir), ("nli", nli_dir)):
+        shutil.copytree(folder, ws.discriminator_dir(kind))
+    ws.write(QueriesStep.name, [StatementQueries(statement=MIRA_STATEMENTS[0], queries=QUERIES)])
+    ws.record(QueriesStep.name, status="done", fingerprint="given")
+    pool = ModelPool(ws.cache_path)
     student = load_model(f"hf:{tiny_model_dir}", batch_size=1)  # several batches per call: they queue on the model
-    agent = Agent(character, cached_model(student, ws), retriever=FactRetriever("Mira", MIRA_STATEMENTS, relevance), k=2)
-    settings = PreferenceSettings(samples=3, margin=0.0, turns=2, max_tokens=12)
-    rows = preference_stage(ws, agent, APCScorer("Mira", MIRA_STATEMENTS, relevance, nli), QUERIES, settings)
-    return ws, agent, rows
+    relevance = ClassifierDiscriminator(ws.discriminator_dir("relevance"))
+    agent = Agent(character, pool.wrap(student), retriever=FactRetriever("Mira", MIRA_STATEMENTS, relevance), k=2)
+    ctx = Context(ws, Models(student=f"hf:{tiny_model_dir}"), pool, agents=lambda adapter, retrieval: agent)
+    settings = PreferenceSettings(samples=3, margin=0.0, turns=2, max_tokens=12, held_out=0.0)
+    run_sync(run_steps([PreferenceStep(settings, adapter=None)], ctx))
+    return ws, agent, ws.read("preference", PreferenceRecord)
 
 
 def test_pairs_are_sampled_on_the_agents_own_prompt_and_go_multi_turn(sampled):
     ws, agent, rows = sampled
-    assert rows and ws.read("preference", PreferenceRecord) == rows
-    info = ws.stage_info("preference")
-    assert info["contexts"] == 4 and info["pairs"] == len(rows) and info["retrieval"] is True
+    assert rows
+    info = ws.entry("preference")
+    assert info["info"]["contexts"] == 4 and info["rows"] == len(rows) and info["info"]["retrieval"] is True
     for row in rows:
         assert row.chosen_apc > row.rejected_apc and row.chosen != row.rejected
         history = [m for m in row.prompt if m.role != "system"]
@@ -62,10 +73,12 @@ def test_rerunning_the_sampling_is_served_from_the_cache(sampled):
     before = agent.model.usage.calls
     relevance = agent.retriever.relevance
     scorer = APCScorer("Mira", MIRA_STATEMENTS, relevance, ClassifierDiscriminator(relevance.path.parent / "nli"))
-    again = preference_stage(ws, agent, scorer, QUERIES, PreferenceSettings(samples=3, margin=0.0, turns=2, max_tokens=12))
+    settings = PreferenceSettings(samples=3, margin=0.0, turns=2, max_tokens=12, held_out=0.0)
+    queries, _ = split_queries(QUERIES, settings.held_out, settings.seed)  # the order the step asked them in
+    again, _ = run_sync(preference_pairs(agent, scorer, queries, settings))
     assert agent.model.usage.calls == before and again == rows
-    # New seeds: the same model generates again, from another event loop (each stage runs its own).
-    preference_stage(ws, agent, scorer, QUERIES, PreferenceSettings(samples=2, margin=0.0, max_tokens=12, seed=7))
+    # New seeds: the same model generates again, from another event loop (each run has its own).
+    run_sync(preference_pairs(agent, scorer, QUERIES, PreferenceSettings(samples=2, margin=0.0, max_tokens=12, seed=7)))
     assert agent.model.usage.calls == before + 8
 
 
@@ -107,13 +120,13 @@ def test_cli_trains_on_the_reference_pairs(shared_data, tiny_model_dir, tmp_path
                                       "--pairs", str(pairs), "--epochs", "0.3", "--rank", "4"])
     assert result.exit_code == 0, result.output
     assert (ws.path("adapters/dpo") / "adapter_config.json").exists()
-    assert ws.stage_info("dpo:dpo")["rows"] == 14
+    assert ws.entry("preference")["rows"] == 14 and ws.entry("dpo")["status"] == "done"
 
 
 def test_user_errors(tiny_model_dir, tmp_path):
     with pytest.raises(RolecraftError, match="no preference pairs"):
         train_dpo(f"hf:{tiny_model_dir}", [], tmp_path / "x")
-    with pytest.raises(RolecraftError, match="not one"):
+    with pytest.raises(RolecraftError, match="training needs local weights"):
         train_dpo("openai:gpt@http://127.0.0.1:9/v1", [PreferenceRecord(prompt="p", chosen="a", rejected="b")], tmp_path / "x")
-    dump_reference(tmp_path / "pairs.json", [PreferenceRecord(prompt="p", chosen="a", rejected="b")])
+    (tmp_path / "pairs.json").write_text(json.dumps([{"prompt": "p", "chosen": "a", "rejected": "b"}]))
     assert load_reference(tmp_path / "pairs.json", PreferenceRecord)[0].to_trl() == {"prompt": "p", "chosen": "a", "rejected": "b"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean
@@ -16,9 +15,11 @@ from rolecraft.errors import RolecraftError
 from rolecraft.eval.interview import clean_question, interview_multi, interview_single, name_pattern, scene
 from rolecraft.eval.questions import BANK_STAGE, default_bank, load_bank, pick, split_probes
 from rolecraft.eval.records import Judgement, Transcript
+from rolecraft.eval.results import EvalResults
 from rolecraft.eval.run import EvalConfig, evaluate
-from rolecraft.eval.targets import AgentSpec, ModelPool, build_target
+from rolecraft.eval.targets import AgentSpec, build_target
 from rolecraft.llm import Message, SamplingParams, run_sync
+from rolecraft.llm.pool import ModelPool
 from rolecraft.workspace import Workspace, read_jsonl
 from tests.openai_stub_server import StubServer
 
@@ -53,16 +54,16 @@ def test_bank_loading_and_round_robin_selection(tmp_path):
 
 
 def test_concurrent_replies_to_one_model_form_one_batch_and_duplicates_are_asked_once(tiny_model_dir, tmp_path):
-    model = ModelPool(Workspace(tmp_path)).get(f"hf:{tiny_model_dir}")
+    model = ModelPool(tmp_path / "cache.sqlite").get(f"hf:{tiny_model_dir}")
     batches: list[int] = []
-    model.inner.on_result = batches.append
+    progress = batches.append  # one display shared by the three callers
     convs = [[Message(role="user", content=text)] for text in ("one", "two", "one")]
 
     async def ask_separately():
-        return await asyncio.gather(*(model.generate([c], SHORT) for c in convs))
+        return await asyncio.gather(*(model.generate([c], SHORT, progress=progress) for c in convs))
 
     [a], [b], [again] = run_sync(ask_separately())
-    assert batches == [2]  # one batch holding the two distinct requests
+    assert batches == [2, 1]  # one batch holding the two distinct requests, then the repeated one
     assert again.text == a.text and again.cached and not a.cached
     assert model.inner.usage.calls == 2
 
@@ -76,9 +77,9 @@ def test_interviewer_lines_never_name_the_character(mira):
 
 
 def test_single_and_multi_turn_interviews_on_tiny_models(tiny_model_dir, tmp_path, mira):
-    pool = ModelPool(Workspace(tmp_path))
+    pool = ModelPool(tmp_path / "cache.sqlite")
     specs = [AgentSpec.parse(f"prompt=hf:{tiny_model_dir}"), AgentSpec.parse(f"long=hf:{tiny_model_dir},profile")]
-    targets = [build_target(s, mira, pool, scene(mira)) for s in specs]
+    targets = [build_target(s, mira, pool, scene=scene(mira)) for s in specs]
     system = targets[1].agent.messages(targets[1].preamble + [Message(role="user", content="Hi")])[0].content
     assert "Coffee Shop – Afternoon" in system and "Pierre Daniel" in system  # scene + whole profile
 
@@ -119,20 +120,20 @@ def test_report_numbers_equal_the_aggregation_of_the_stored_judgements(tiny_mode
     results = run_sync(evaluate(mira, ws, config))
     folder = ws.path("eval/interview")
     judgements = read_jsonl(folder / "judgements.jsonl", Judgement)
-    stored = json.loads((folder / "results.json").read_text())
-    assert stored["scores"] == json.loads(json.dumps(results["scores"]))
+    stored = EvalResults.model_validate_json((folder / "results.json").read_text())
+    assert stored == results
 
     expected = stored_aggregate(judgements)
     assert expected, "the tiny judge produced no readable score at all"
-    got = {(a, k, d): (c["mean"], c["n"]) for a, kinds in stored["scores"].items()
-           for k, dims in kinds.items() for d, c in dims.items() if c["n"]}
+    got = {(c.agent, c.kind, c.dimension): (c.mean, c.n) for c in stored.cells if c.n}
     assert got.keys() == expected.keys()
     for key, (value, n) in expected.items():
         assert got[key][0] == pytest.approx(value) and got[key][1] == n
     for agent in ("prompt", "long"):
         pooled = [j.score for j in judgements if j.agent == agent and not j.probe and j.dimension == "values"
                   and j.score is not None]
-        assert stored["overall"][agent]["values"] == (pytest.approx(mean(pooled)) if pooled else None)
+        cell = stored.cell(agent, None, "values")
+        assert (cell.mean if cell else None) == (pytest.approx(mean(pooled)) if pooled else None)
     report = (folder / "report.md").read_text()
     for (agent, kind, dim), (value, n) in expected.items():
         assert f"{value:.2f} (n={n})" in report
@@ -140,17 +141,17 @@ def test_report_numbers_equal_the_aggregation_of_the_stored_judgements(tiny_mode
     probes = [j for j in judgements if j.probe and j.rubric == "ditto-rejection" and j.verdict is not None]
     for agent in ("prompt", "long"):
         mine = [j.verdict for j in probes if j.agent == agent]
-        assert stored["probes"][agent]["pleaded_ignorance"] == (pytest.approx(mean(mine)) if mine else None)
+        assert stored.probe(agent).pleaded_ignorance == (pytest.approx(mean(mine)) if mine else None)
         failed = sum(j.parse_failures for j in judgements if j.agent == agent and j.rubric == "character-llm")
-        assert stored["parse_failures"][agent]["character-llm"]["failed"] == failed
+        assert next(f.failed for f in stored.parse_failures if (f.agent, f.rubric) == (agent, "character-llm")) == failed
     assert {j.dimension for j in judgements if j.kind == "multi"} >= {"stability"}
     assert (folder / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<table>" in (folder / "report.html").read_text()
 
     # Resumed: every call comes from the cache and the numbers do not move.
     again = run_sync(evaluate(mira, ws, config))
-    assert all(row["new_calls"] == 0 for row in again["cost"].values())
-    assert again["scores"] == results["scores"] and again["cost"]["total"]["requests"] == results["cost"]["total"]["requests"]
+    assert all(row["new_calls"] == 0 for row in again.cost.values())
+    assert again.cells == results.cells and again.cost["total"]["requests"] == results.cost["total"]["requests"]
 
 
 def test_openai_endpoints_as_agents_interviewer_and_judge(stub, tmp_path, mira):
@@ -172,25 +173,25 @@ def test_openai_endpoints_as_agents_interviewer_and_judge(stub, tmp_path, mira):
     judged = [b for b in bodies if b["model"] == "judge"]
     assert judged and all(b["response_format"]["type"] == "json_schema" for b in judged)
     # The stub answers every schema with its first allowed value: score 1, refused = true.
-    assert results["scores"]["served"]["single"]["memorization"]["mean"] == 1.0
-    assert results["probes"]["gpt"]["pleaded_ignorance"] == 1.0
-    assert results["cost"]["judge"]["requests"] == len(judged)
+    assert results.cell("served", "single", "memorization").mean == 1.0
+    assert results.probe("gpt").pleaded_ignorance == 1.0
+    assert results.cost["judge"]["requests"] == len(judged)
     # Round one is the same request for both agents and is sent once; round two differs per agent.
     assert len([b for b in bodies if b["model"] == "interviewer"]) == 3
-    assert (results["cost"]["interviewer"]["requests"], results["cost"]["interviewer"]["new_calls"]) == (4, 3)
+    assert (results.cost["interviewer"]["requests"], results.cost["interviewer"]["new_calls"]) == (4, 3)
 
 
 def test_default_bank_written_by_a_teacher_and_reused(stub, tmp_path, mira):
     ws = Workspace.for_character(mira, tmp_path / "ws")
-    teacher = ModelPool(ws).get(f"openai:teacher@{stub.url}")
-    bank = run_sync(default_bank(mira, ws, teacher, per_topic=2, probes=2))
+    teacher = ModelPool(ws.cache_path).get(f"openai:teacher@{stub.url}")
+    bank, _ = run_sync(default_bank(mira, ws, teacher, per_topic=2, probes=2))
     plain, probes = split_probes(bank)
     assert {q.topic_id for q in plain} == {"topic-1", "topic-2", "topic-3"} and probes
     asked = [s.body["messages"][-1]["content"] for s in stub.state.log]
     assert any("era" in a and "later era or another world" in a for a in asked)
     assert ws.has(BANK_STAGE)
     calls = len(stub.state.log)
-    assert run_sync(default_bank(mira, ws, teacher)) == bank and len(stub.state.log) == calls
+    assert run_sync(default_bank(mira, ws, teacher))[0] == bank and len(stub.state.log) == calls
 
 
 @pytest.mark.slow
@@ -208,13 +209,13 @@ def test_acceptance_rolecraft_eval_compares_two_embedded_agents(tmp_path, artifa
     assert result.exit_code == 0, result.output
     folder = out / "eval" / "interview"
     assert "Cost of this evaluation round" in result.output and "judge" in result.output
-    stored = json.loads((folder / "results.json").read_text())
+    stored = EvalResults.model_validate_json((folder / "results.json").read_text())
     judgements = read_jsonl(folder / "judgements.jsonl", Judgement)
     for (agent, kind, dim), (value, n) in stored_aggregate(judgements).items():
-        assert stored["scores"][agent][kind][dim]["mean"] == pytest.approx(value)
-    assert set(stored["scores"]) == {"prompt", "long"}
-    assert set(stored["scores"]["prompt"]) == {"single", "multi"}
-    assert stored["probes"]["long"]["n"] == 1 and stored["probes"]["long"]["answers"]
+        assert stored.cell(agent, kind, dim).mean == pytest.approx(value)
+    assert {c.agent for c in stored.cells} == {"prompt", "long"}
+    assert {c.kind for c in stored.cells if c.agent == "prompt"} == {"single", "multi"}
+    assert stored.probe("long").n == 1 and stored.probe("long").answers
     for name in ("chart.png", "radar-prompt.png", "radar-long.png"):
         assert (folder / name).read_bytes()[:4] == b"\x89PNG"
         (artifacts / f"eval-{name}").write_bytes((folder / name).read_bytes())
@@ -223,7 +224,7 @@ def test_acceptance_rolecraft_eval_compares_two_embedded_agents(tmp_path, artifa
 def test_apc_and_delta_apc_join_the_report(stub, tmp_path, tmp_path_factory, mira):
     import shutil
 
-    from rolecraft.eval.apc_eval import workspace_scorer
+    from rolecraft.faithfulness.apc import workspace_scorer
     from tests.apc_tiny import MIRA_STATEMENTS, tiny_discriminators
 
     character = mira.model_copy(update={"statements": MIRA_STATEMENTS})
@@ -239,11 +240,11 @@ def test_apc_and_delta_apc_join_the_report(stub, tmp_path, tmp_path_factory, mir
     judgements = read_jsonl(ws.path("eval/interview/judgements.jsonl"), Judgement)
     apc = {(j.item, j.dimension): j for j in judgements if j.rubric == "apc"}
     transcripts = {t.id: t for t in read_jsonl(ws.path("eval/interview/transcripts.jsonl"), Transcript)}
-    scorer = workspace_scorer(character, ws)
+    scorer = workspace_scorer(ws)
     for item, t in transcripts.items():
         direct = scorer.score_conversation(t.turns)
         assert len(direct) == len(t.replies())
         assert apc[(item, "apc")].samples == pytest.approx([r.total for r in direct], abs=1e-5)
         assert apc[(item, "delta_apc")].score == pytest.approx(mean(r.delta for r in direct), abs=1e-5)
         assert apc[(item, "apc")].scale == (0.0, 4.0)
-    assert {"apc", "delta_apc"} <= set(results["scores"]["gpt"]["single"])
+    assert {"apc", "delta_apc"} <= {c.dimension for c in results.cells if (c.agent, c.kind) == ("gpt", "single")}

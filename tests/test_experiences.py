@@ -12,15 +12,17 @@ import pytest
 from typer.testing import CliRunner
 
 from rolecraft.character import Character
+from rolecraft.formats.experience import Experience, Scene
 from rolecraft.llm import Completion, SamplingParams, run_sync
 from rolecraft.llm.base import ChatModel
 from rolecraft.llm.cache import CachedModel, RequestCache
-from rolecraft.synth.experiences import ExperienceSettings, make_experiences, script_schema
+from rolecraft.llm.structured import max_json_length
+from rolecraft.pipeline import Models, run
+from rolecraft.synth.experiences import ExperienceSettings, ExperiencesStep, make_experiences, script_schema
 from rolecraft.synth.parse import check_script, normalize_roles, parse_scenes, parse_script
-from rolecraft.synth.protective import ProtectiveSettings, make_protective, protective_schema
-from rolecraft.synth.records import Experience, Scene, max_json_length
-from rolecraft.synth.scenes import SceneSettings, make_scenes, plan_prompts, scene_list, scene_prompt
-from rolecraft.synth.stats import character_stats, run_stage
+from rolecraft.synth.protective import ProtectiveSettings, ProtectiveStep, make_protective, protective_schema
+from rolecraft.synth.scenes import SceneSettings, ScenesStep, make_scenes, plan_prompts, scene_list, scene_prompt
+from rolecraft.synth.stats import character_stats
 from rolecraft.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "charllm"
@@ -212,24 +214,22 @@ def test_make_protective(tmp_path):
 
 def test_stages_write_workspace_manifest_and_stats(tmp_path):
     ws = Workspace.for_character(BEETHOVEN, tmp_path / "ws")
-    _, model = recorded(tmp_path, RECORDED["scenes"] + RECORDED["experiences"] + RECORDED["protective"])
-    plan = SceneSettings(prompts=3, per_prompt=2)
-    scenes, _ = run_sync(run_stage(ws, "scenes", make_scenes(BEETHOVEN, model, plan), model=model, settings=plan))
-    settings = ExperienceSettings.tiny()
-    run_sync(run_stage(ws, "experiences", make_experiences(BEETHOVEN, model, scenes_for(6), settings),
-                       model=model, settings=settings))
-    guard = ProtectiveSettings.tiny()
-    run_sync(run_stage(ws, "protective", make_protective(BEETHOVEN, model, 2, guard), model=model, settings=guard))
+    # Answers in request order: 3 scene prompts (2 scenes kept), a script per scene, 2 protective scripts.
+    teacher = RecordedTeacher(RECORDED["scenes"] + RECORDED["experiences"][:2] + RECORDED["protective"])
+    steps = [ScenesStep(SceneSettings(prompts=3, per_prompt=2)), ExperiencesStep(ExperienceSettings.tiny()),
+             ProtectiveStep(ProtectiveSettings.tiny())]
+    run(steps, ws, Models(teacher=teacher))
 
-    info = ws.stage_info("experiences")
-    assert info["count"] == 2 and info["rejections"]["truncated"] == 1 and info["usage"]["calls"] == 6
-    assert ws.read("scenes", Scene) == scenes
+    info = ws.entry("experiences")
+    assert info["rows"] == 2 and info["rejections"] == {} and info["usage"][teacher.spec]["calls"] == 2
+    assert ws.entry("protective")["rejections"] == {"truncated": 1}
+    assert ws.entry("scenes")["rows"] == len(ws.read("scenes", Scene)) == 2
     stats = character_stats(ws)
     experiences = ws.read("experiences", Experience)
     assert (stats.scenes, stats.experiences, stats.protective) == (2, 2, 1)
     assert stats.turns_per_scene == round(sum(len(e.dialogue) for e in experiences) / 2, 1)
     assert stats.words == sum(e.words() for e in experiences + ws.read("protective", Experience))
-    assert stats.rejected == 3 + 4 + 1
+    assert stats.rejected == sum(ws.entry("scenes")["rejections"].values()) + 1
     assert json.loads(ws.path("stats.json").read_text())["protective"] == 1
 
     from rolecraft.cli import app
@@ -238,7 +238,7 @@ def test_stages_write_workspace_manifest_and_stats(tmp_path):
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)[0]["experiences"] == 2
     table = CliRunner().invoke(app, ["stats", str(ws.root)])
-    assert "Ludwig van Beethoven" in table.output and "experiences/truncated 1" in table.output
+    assert "Ludwig van Beethoven" in table.output and "protective/truncated 1" in table.output
 
 
 # -- real constrained decoding ----------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_stages_write_workspace_manifest_and_stats(tmp_path):
 def test_constrained_answers_of_a_tiny_model_always_parse(tiny_model_dir, tmp_path):
     """Even a random model answers every schema validly and within the computed token bound."""
     from rolecraft.llm.hf import HFChatModel
-    from rolecraft.synth.runner import generate_rows
+    from rolecraft.synth.generate import generate_rows
 
     model = CachedModel(HFChatModel(str(tiny_model_dir)), RequestCache(tmp_path / "cache.sqlite"))
     tiny = ExperienceSettings(exchanges=2, turn_chars=40)
@@ -289,14 +289,14 @@ def test_embedded_path_end_to_end(shared_data, tmp_path, artifacts):
     assert experiences, workspace.manifest()
     # Every answer parsed (constrained decoding); what a 135M teacher writes may still be rejected on
     # content (e.g. a parroted line), and every such script is counted.
-    guard = workspace.stage_info("protective")
-    assert guard["count"] + sum(guard["rejections"].values()) == ProtectiveSettings.tiny().count(len(experiences))
+    guard = workspace.entry("protective")
+    assert guard["rows"] + sum(guard["rejections"].values()) == ProtectiveSettings.tiny().count(len(experiences))
     assert all(any(t.role == "Alice" and t.action == "speaking" for t in e.dialogue) for e in experiences)
     adapter = ws / "adapters" / "sft"
     info = json.loads((adapter / "training.json").read_text())
     assert info["format"] == "prompted" and info["method"] == "sft-lora"
 
-    from rolecraft.charllm_agent import respond_character_llm
+    from rolecraft.agent.charllm import respond_character_llm
     from rolecraft.llm import load_model
 
     started = time.monotonic()

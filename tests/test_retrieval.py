@@ -11,7 +11,7 @@ from rolecraft.agent import Agent
 from rolecraft.agent.loading import fact_retriever
 from rolecraft.character import Character, LoreEntry
 from rolecraft.faithfulness.discriminators import ClassifierDiscriminator, Item
-from rolecraft.faithfulness.retrieval import FactRetriever, workspace_retriever
+from rolecraft.faithfulness.retrieval import FactRetriever
 from rolecraft.llm import load_model
 from rolecraft.workspace import Workspace
 from tests.apc_tiny import MIRA_STATEMENTS, tiny_discriminators
@@ -63,9 +63,9 @@ def test_the_agent_puts_retrieved_facts_in_its_prompt(relevance, tmp_path, tiny_
     )
     ws = Workspace.for_character(character, tmp_path / "mira")
     shutil.copytree(relevance.path, ws.path("discriminators/relevance"))
-    retriever = workspace_retriever(ws, k=2)
+    retriever = fact_retriever(ws.character(), ws)  # what chat, serve and eval use
+    assert isinstance(retriever, FactRetriever) and retriever.relevance is not None
     assert retriever.facts == MIRA_STATEMENTS  # statements and lore entries
-    assert isinstance(fact_retriever(character, ws), FactRetriever)  # what chat and serve use
 
     agent = Agent(character, load_model(f"hf:{tiny_model_dir}"), retriever=retriever, k=2)
     history = [{"role": "user", "content": "What instrument do you play?"}]

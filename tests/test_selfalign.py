@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 from rolecraft.charset import aliases, character_from_record, load_characters, neighbours, unique_ids
 from rolecraft.cli import app
 from rolecraft.errors import RolecraftError
-from rolecraft.eval.wikiroleeval import read_wikirole
+from rolecraft.formats.wikirole import read_wikirole
+from rolecraft.pipeline import Models
+from rolecraft.pipeline import run as run_steps
 from rolecraft.synth.selfalign import (
     SelfAlignConfig,
     SelfAlignDialogue,
@@ -21,7 +23,8 @@ from rolecraft.synth.selfalign import (
     plan,
     role_description,
 )
-from rolecraft.synth.selfalign_run import SHARDS, run_selfalign, train_selfalign
+from rolecraft.synth.selfalign_run import SelfAlignStep, run_selfalign
+from rolecraft.synth.selfalign_shards import SHARDS, SelfAlignSummary
 from rolecraft.workspace import Workspace, read_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "selfalign"
@@ -40,8 +43,8 @@ def cast():
 @pytest.fixture(scope="module")
 def run(cast, tiny_model_dir, tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("selfalign"))
-    summary = run_selfalign(cast, f"hf:{tiny_model_dir}", ws, CONFIG)
-    return ws, summary
+    [done] = run_steps([SelfAlignStep(CONFIG, characters=cast)], ws, Models(teacher=f"hf:{tiny_model_dir}"))
+    return ws, SelfAlignSummary(**done.info, rejections=done.rejections)
 
 
 def test_a_folder_of_profiles_and_cards_is_a_set(cast):
@@ -128,8 +131,8 @@ def test_rows_are_multi_turn_and_keep_only_the_role_description(run, cast):
         assert later and not any(s in d.system for s in later)
     contrastive = [t for d in rows for t in d.turns if t.query.kind == "contrastive"]
     assert contrastive and all(t.query.source_character != d.character for d in rows for t in d.turns if not t.query.should_know)
-    manifest = ws.stage_info("selfalign")
-    assert manifest["status"] == "done" and manifest["dialogues"] == len(rows) and manifest["settings"]["queries"] == 4
+    manifest = ws.entry("selfalign")
+    assert manifest["status"] == "done" and manifest["rows"] == len(rows) and manifest["settings"][0]["queries"] == 4
 
 
 def test_held_out_questions_are_a_wikiroleeval_set(run):
@@ -147,11 +150,11 @@ def test_held_out_questions_are_a_wikiroleeval_set(run):
 
 def test_rerun_reuses_finished_shards_and_a_new_seed_does_not(run, cast, tiny_model_dir, tmp_path):
     ws = Workspace(shutil.copytree(run[0].root, tmp_path / "copy"))
-    before = ws.path("selfalign.jsonl").read_text()
+    before = ws.read("selfalign", SelfAlignDialogue)
     again = run_selfalign(cast, f"hf:{tiny_model_dir}", ws, CONFIG)
-    assert again.shards_reused == again.shards == 4 and ws.path("selfalign.jsonl").read_text() == before
+    assert again.summary.shards_reused == again.summary.shards == 4 and again.train == before
     other = run_selfalign(cast[:6], f"hf:{tiny_model_dir}", ws, CONFIG.model_copy(update={"seed": 1}))
-    assert other.shards_reused == 0
+    assert other.summary.shards_reused == 0
     assert len(list(ws.path(SHARDS).glob("*.jsonl"))) == 5  # 4 shards of seed 0, 1 of seed 1
 
 
@@ -174,17 +177,17 @@ def test_cli_runs_a_jsonl_set(tiny_model_dir, tmp_path):
 @pytest.mark.slow  # trains a (tiny) adapter
 def test_one_adapter_for_all_characters_through_the_shared_sft_trainer(run, tiny_model_dir):
     from rolecraft.llm import Message, SamplingParams, load_model, run_sync
-    from rolecraft.train.sft import SETTINGS_FILE, SFTSettings
+    from rolecraft.train.sft import SETTINGS_FILE, SFTSettings, SFTStep
 
     ws, summary = run
-    result = train_selfalign(
-        ws, SFTSettings(student=f"hf:{tiny_model_dir}", eval_fraction=0.0, lora_r=4, lora_alpha=8),
-        config={"max_steps": 2, "per_device_train_batch_size": 8, "save_strategy": "no"},
-    )
-    assert result.format == "chat" and result.rows["train"] == summary.dialogues and result.rows["dropped_train"] == 0
-    info = json.loads((Path(result.adapter) / SETTINGS_FILE).read_text())
-    assert info["character"].startswith("20 characters") and info["loss"] == "target"
-    model = load_model(f"hf:{tiny_model_dir}", adapter=result.adapter)
+    step = SFTStep(SFTSettings(format="chat", eval_fraction=0.0, lora_r=4, lora_alpha=8),
+                   {"max_steps": 2, "per_device_train_batch_size": 8, "save_strategy": "no"},
+                   reads=(SelfAlignStep,), adapter="selfalign")
+    [done] = run_steps([step], ws, Models(student=f"hf:{tiny_model_dir}"))
+    assert done.info["rows"]["train"] == summary.dialogues and done.info["rows"]["dropped_train"] == 0
+    info = json.loads((ws.adapter("selfalign") / SETTINGS_FILE).read_text())
+    assert info["format"] == "chat" and info["character"].startswith("20 characters") and info["loss"] == "target"
+    model = load_model(f"hf:{tiny_model_dir}", adapter=ws.adapter("selfalign"))
     [reply] = run_sync(model.generate([[Message(role="system", content="You are Mara Quill."),
                                         Message(role="user", content="Hello")]], SamplingParams(max_tokens=4)))
     assert reply.completion_tokens > 0

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from rolecraft.charset import load_characters
+from rolecraft.pipeline import Models, run
 from rolecraft.synth.selfalign import SelfAlignConfig
-from rolecraft.synth.selfalign_run import SHARDS, run_selfalign
+from rolecraft.synth.selfalign_run import SelfAlignStep
+from rolecraft.synth.selfalign_shards import SHARDS, SelfAlignSummary
 from rolecraft.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -29,16 +31,20 @@ def local_ray():
 @pytest.fixture(scope="module")
 def in_process(tiny_model_dir, tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("in-process"))
-    summary = run_selfalign(load_characters(FIXTURES / "characters"), f"hf:{tiny_model_dir}", ws, CONFIG)
-    return ws, summary
+    return ws, synthesize(ws, tiny_model_dir)
+
+
+def synthesize(ws: Workspace, model: Path, ray: dict | None = None) -> SelfAlignSummary:
+    """The self-alignment step through the runner (which writes selfalign.jsonl), in-process or on Ray."""
+    step = SelfAlignStep(CONFIG, characters=load_characters(FIXTURES / "characters"), ray=ray)
+    [done] = run([step], ws, Models(teacher=f"hf:{model}"))
+    return SelfAlignSummary(**done.info, rejections=done.rejections)
 
 
 def test_ray_run_writes_the_same_rows_as_in_process(local_ray, in_process, tiny_model_dir, tmp_path):
-    from rolecraft.synth.selfalign_ray import run_selfalign_ray
-
     ws, local = in_process
     on_ray = Workspace(tmp_path)
-    summary = run_selfalign_ray(load_characters(FIXTURES / "characters"), f"hf:{tiny_model_dir}", on_ray, CONFIG, workers=2)
+    summary = synthesize(on_ray, tiny_model_dir, ray={"workers": 2})
     assert summary.backend == "ray (2 workers)" and summary.shards == 5 and summary.shards_reused == 0
     assert summary.dialogues == local.dialogues > 0 and summary.rejections == local.rejections
     for name in ("selfalign.jsonl", "selfalign-eval.jsonl"):
@@ -48,8 +54,6 @@ def test_ray_run_writes_the_same_rows_as_in_process(local_ray, in_process, tiny_
 
 def test_ray_resumes_by_shard(local_ray, in_process, tiny_model_dir, tmp_path):
     """Two shards are finished already (one of them marked): Ray runs only the other three."""
-    from rolecraft.synth.selfalign_ray import run_selfalign_ray
-
     ws, _ = in_process
     resumed = Workspace(tmp_path)
     resumed.path(SHARDS).mkdir(parents=True)
@@ -60,7 +64,7 @@ def test_ray_resumes_by_shard(local_ray, in_process, tiny_model_dir, tmp_path):
     marked = resumed.path(SHARDS) / finished[0].name
     marked.write_text(marked.read_text().replace('"response":"', '"response":"MARK ', 1))
 
-    summary = run_selfalign_ray(load_characters(FIXTURES / "characters"), f"hf:{tiny_model_dir}", resumed, CONFIG, workers=2)
+    summary = synthesize(resumed, tiny_model_dir, ray={"workers": 2})
     assert summary.shards_reused == 2 and summary.shards == 5
     assert resumed.path("selfalign.jsonl").read_text().count('"response":"MARK ') == 1
     expected = ws.path("selfalign.jsonl").read_text()

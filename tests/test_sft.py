@@ -11,7 +11,7 @@ import pytest
 
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
-from rolecraft.synth.records import Experience, Turn
+from rolecraft.formats.experience import Experience, Turn
 from rolecraft.train.sft import SFTSettings, sft_config, sft_overrides, sft_trainer, split_rows, train_sft
 
 BEETHOVEN = Character(full_name="Ludwig van Beethoven", short_name="Beethoven")
@@ -77,7 +77,7 @@ def test_rows_emptied_by_truncation_are_counted(tiny_model_dir, tmp_path):
 
 
 def test_lora_training_saves_a_loadable_adapter_with_its_settings(tiny_model_dir, tmp_path):
-    from rolecraft.charllm_agent import respond_character_llm
+    from rolecraft.agent.charllm import respond_character_llm
     from rolecraft.llm import SamplingParams, run_sync
     from rolecraft.llm.hf import HFChatModel
 
@@ -189,7 +189,7 @@ def test_accelerate_configs_are_valid(name):
 
 def test_ready_rows_replace_the_experiences(tiny_model_dir, tmp_path):
     """Other builders (self-aligned dialogues of many characters) hand in their own chat rows."""
-    from rolecraft.datasets.sft import sft_rows
+    from rolecraft.formats.sft import sft_rows
 
     rows, _ = sft_rows(BEETHOVEN, DATA[:2], "chat")
     prepared = sft_trainer(BEETHOVEN, [], settings(tiny_model_dir, format="chat"), tmp_path / "sft", fast(), rows=rows)

@@ -8,26 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from rolecraft.agent.loading import with_statements
 from rolecraft.character import LoreEntry
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, SamplingParams, as_messages
-from rolecraft.profile import parse_profile
-from rolecraft.synth.apc_records import (
+from rolecraft.formats.apc import (
     NLILabelRecord,
     NLIRecord,
     PreferenceRecord,
     RelevanceRecord,
     StatementQueries,
     StatementRecord,
-    dump_reference,
     load_reference,
     reference_files,
 )
-from rolecraft.synth.faithfulness_data import FaithfulnessDataSettings, faithfulness_data_stage
-from rolecraft.synth.queries import QuerySettings, queries_stage
-from rolecraft.synth.runner import cached_model
-from rolecraft.synth.statements import StatementSettings, clean_statement, name_forms, statements_stage
+from rolecraft.llm.base import ChatModel, Completion, SamplingParams, as_messages
+from rolecraft.pipeline import Models, run
+from rolecraft.profile import parse_profile
+from rolecraft.synth.nli import NLILabelsStep, NLIResponsesStep
+from rolecraft.synth.queries import QueriesStep, QuerySettings
+from rolecraft.synth.relevance import FaithfulnessDataSettings, RelevanceStep
+from rolecraft.synth.statements import StatementSettings, StatementsStep, clean_statement, name_forms
 from rolecraft.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "apc"
@@ -75,17 +74,21 @@ def mira_workspace(tmp_path) -> Workspace:
     return Workspace.for_character(character, tmp_path / "mira")
 
 
+def steps():
+    data = FaithfulnessDataSettings(cross_relevance=2, cross_nli=1)
+    return [StatementsStep(StatementSettings(max_statements=6)), QueriesStep(QuerySettings(per_statement=2)),
+            RelevanceStep(data), NLIResponsesStep(data), NLILabelsStep(data)]
+
+
 def run_all(ws: Workspace, teacher: ChatModel):
-    model = cached_model(teacher, ws)
-    statements = statements_stage(ws, model, StatementSettings(max_statements=6))
-    queries = queries_stage(ws, statements, model, QuerySettings(per_statement=2))
-    relevance, nli = faithfulness_data_stage(ws, queries, model, FaithfulnessDataSettings(cross_relevance=2, cross_nli=1))
-    return model, statements, queries, relevance, nli
+    """(step runs, rows of each step): statements, queries, relevance, written NLI responses, NLI labels."""
+    runs = run(steps(), ws, Models(teacher=teacher))
+    return runs, [ws.read(s.name, s.record) for s in steps()]
 
 
 def test_statements_name_the_character_and_rejections_are_counted(mira_workspace):
     ws = mira_workspace
-    _, statements, queries, relevance, nli = run_all(ws, RecordedTeacher())
+    _, (statements, queries, relevance, written, nli) = run_all(ws, RecordedTeacher())
     texts = [s.statement for s in statements]
     assert texts == [
         "Mira Vance is a 41-year-old lighthouse keeper on Gull Island.",
@@ -95,31 +98,30 @@ def test_statements_name_the_character_and_rejections_are_counted(mira_workspace
         "Mira lives alone with a grey cat named Pilot.",  # full stop added
     ]
     assert all(s.passage in ws.character().knowledge() for s in statements)
-    assert with_statements(ws.character(), ws).statements == texts  # how the agent and retrieval see them
-    info = ws.stage_info("statements")
-    assert info["rejected"] == {"duplicate": 1, "no_name": 1, "passage_truncated": 1}
-    assert info["rows"] == 5 and info["teacher"] == "recorded:teacher_outputs.json"
+    assert ws.character().statements == texts  # how the agent and retrieval see them
+    info = ws.entry("statements")
+    assert info["rejections"] == {"duplicate": 1, "no_name": 1, "passage_truncated": 1}
+    assert info["rows"] == 5 and info["models"]["teacher"] == "recorded:teacher_outputs.json"
 
     by_statement = {q.statement: q.queries for q in queries}
     assert "Mira logs every ship that passes Gull Island." not in by_statement  # refused: invalid JSON
     assert by_statement["Mira grew up in Port Ellery with her brother Tomas."] == [
         "Mira, where did you grow up?", "Do you have any siblings, Mira?"]  # cut to the count asked for
     assert len(by_statement["Mira lives alone with a grey cat named Pilot."]) == 2  # trailing comma forgiven
-    assert ws.stage_info("statement_queries")["rejected"] == {"fewer_queries_than_asked": 1, "invalid_json": 1, "too_short": 1}
+    assert ws.entry("statement_queries")["rejections"] == {"fewer_queries_than_asked": 1, "invalid_json": 1, "too_short": 1}
 
     own = [r for r in relevance if r.query in by_statement[r.statement]]
     cross = [r for r in relevance if r.query not in by_statement[r.statement]]
     assert len(own) == 7 and all(r.relevant == "yes" for r in own)
     assert {r.relevant for r in cross if r.statement.startswith("Mira lives alone")} == {"yes"}  # bare "Yes."
     assert not [r for r in cross if r.statement.startswith("Mira has kept")]  # "Perhaps" is no label
-    assert ws.stage_info("relevance")["rejected"] == {"relevance_invalid_json": 2}
+    assert ws.entry("relevance")["rejections"] == {"relevance_invalid_json": 2}
 
-    written = ws.read("nli", NLIRecord)
     assert len(written) == 5  # identical responses and a non-JSON answer rejected
-    assert ws.stage_info("nli")["rejected"] == {"identical_responses": 1, "responses_invalid_json": 1}
+    assert ws.entry("nli")["rejections"] == {"identical_responses": 1, "responses_invalid_json": 1}
     assert {r.label for r in nli} == {"entailed", "neutral", "contradicted"}
-    assert ws.stage_info("nli_labels")["relabel_agreement"] == pytest.approx(12 / 14, abs=1e-3)  # Mira-lives-alone contradictions relabelled neutral
-    assert ws.stage_info("nli_labels")["rejected"]["nli_invalid_json"] >= 1  # "hmm"
+    assert ws.entry("nli_labels")["info"]["relabel_agreement"] == pytest.approx(12 / 14, abs=1e-3)  # Mira-lives-alone contradictions relabelled neutral
+    assert ws.entry("nli_labels")["rejections"]["nli_invalid_json"] >= 1  # "hmm"
 
 
 def test_a_killed_run_resumes_without_repeating_calls(mira_workspace):
@@ -127,14 +129,15 @@ def test_a_killed_run_resumes_without_repeating_calls(mira_workspace):
     with pytest.raises(RuntimeError):
         run_all(ws, RecordedTeacher(fail_after=9))
     resumed = RecordedTeacher()
-    model, *outputs = run_all(ws, resumed)
+    runs, outputs = run_all(ws, resumed)
     full = RecordedTeacher()
-    _, *expected = run_all(Workspace.for_character(ws.character(), ws.root.parent / "fresh"), full)
-    assert model.usage.cached == 9 and resumed.calls == full.calls - 9
+    _, expected = run_all(Workspace.for_character(ws.stored_character(), ws.root.parent / "fresh"), full)
+    # Steps finished before the kill are skipped; the step it was in gets its finished calls from the cache.
+    assert resumed.calls == full.calls - 9 and any(r.cached for r in runs) and sum(r.cached_calls for r in runs) > 0
     assert [[r.model_dump() for r in rows] for rows in outputs] == [[r.model_dump() for r in rows] for rows in expected]
     again = RecordedTeacher()
-    model, *_ = run_all(ws, again)
-    assert again.calls == 0 and model.usage.calls == 0
+    runs, _ = run_all(ws, again)
+    assert again.calls == 0 and all(r.cached for r in runs)
 
 
 def test_statement_cleaning():
@@ -154,9 +157,10 @@ def test_alice_reference_files_load_and_round_trip(shared_data, tmp_path):
     for stage, (model, count) in ALICE_ROWS.items():
         rows = load_reference(files[stage], model)
         assert len(rows) == count
-        again = load_reference(dump_reference(tmp_path / f"{stage}.json", rows), model)
-        assert again == rows
-        assert json.loads((tmp_path / f"{stage}.json").read_text())[0].keys() == json.loads(files[stage].read_text())[0].keys()
+        written = tmp_path / f"{stage}.json"  # rows written back in the reference's shape
+        written.write_text(json.dumps([r.model_dump(mode="json", exclude_none=True) for r in rows]), encoding="utf-8")
+        assert load_reference(written, model) == rows
+        assert json.loads(written.read_text())[0].keys() == json.loads(files[stage].read_text())[0].keys()
     labels = [r.label for r in load_reference(files["nli_labels"], NLILabelRecord)]
     assert (labels.count("entailed"), labels.count("neutral"), labels.count("contradicted")) == (47, 62, 29)
     dpo = load_reference(files["preference"], PreferenceRecord)[0].to_trl()
@@ -194,10 +198,10 @@ def test_the_embedded_teacher_writes_parseable_statements(tmp_path):
         update={"paragraphs": ["Mira Vance is a 41-year-old lighthouse keeper on Gull Island."]}
     )
     ws = Workspace.for_character(character, tmp_path / "embedded")
-    found = statements_stage(ws, cached_model("embedded", ws), StatementSettings(max_statements=3, max_tokens=96))
-    info = ws.stage_info("statements")
+    run([StatementsStep(StatementSettings(max_statements=3, max_tokens=96))], ws, Models(teacher="embedded"))
+    found, info = ws.read("statements", StatementRecord), ws.entry("statements")
     assert found and info["rows"] == len(found)
-    assert "passage_invalid_json" not in info["rejected"] and "passage_schema_mismatch" not in info["rejected"]
+    assert "passage_invalid_json" not in info["rejections"] and "passage_schema_mismatch" not in info["rejections"]
     assert all("Mira" in s.statement or "Vance" in s.statement for s in found)
 
 
@@ -216,7 +220,7 @@ def test_cli_runs_every_step_against_an_openai_compatible_teacher(tmp_path):
     assert first.exit_code == 0, first.output
     assert "statements" in first.stdout and "nli_labels" in first.stdout
     # The stub answers each schema with a valid instance built from the prompt's first words.
-    found = with_statements(Workspace(ws).character(), Workspace(ws)).statements
+    found = Workspace(ws).character().statements
     assert found and all("Mira" in s for s in found)
     assert Workspace(ws).has("nli_labels") and asked > 0
     assert again.exit_code == 0 and "0 new" in again.stdout and len(server.state.log) == asked

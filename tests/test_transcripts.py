@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from typer.testing import CliRunner
 
 from rolecraft.errors import RolecraftError
 from rolecraft.eval.questions import load_bank
+from rolecraft.eval.results import EvalResults
 from rolecraft.eval.transcripts import agent_name, read_transcripts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval"
@@ -55,9 +55,9 @@ def test_cli_judges_published_transcripts_into_one_report(tiny_model_dir, tmp_pa
     ])
     assert result.exit_code == 0, result.output
     folder = out / "eval" / "transcripts"
-    results = json.loads((folder / "results.json").read_text())
-    assert results["agents"] == ["sft"] and results["transcripts"] == 5
+    results = EvalResults.model_validate_json((folder / "results.json").read_text())
+    assert results.agents == ["sft"] and results.transcripts == 5
     # 3 single-turn x 4 dimensions + 1 rejection for the probe + 2 multi-turn x 5 dimensions.
-    assert results["judgements"] == 3 * 4 + 1 + 2 * 5
-    assert results["probes"]["sft"]["n"] == 1
+    assert results.judgements == 3 * 4 + 1 + 2 * 5
+    assert results.probe("sft").n == 1
     assert (folder / "report.md").exists() and (folder / "chart.png").exists()

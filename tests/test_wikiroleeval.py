@@ -10,9 +10,11 @@ import pytest
 from rolecraft.errors import RolecraftError
 from rolecraft.eval.cost import Cost
 from rolecraft.eval.run import finish
-from rolecraft.eval.targets import AgentSpec, ModelPool
-from rolecraft.eval.wikiroleeval import WikiRoleItem, read_wikirole, run_wikirole, write_wikirole
+from rolecraft.eval.targets import AgentSpec
+from rolecraft.eval.wikiroleeval import run_wikirole
+from rolecraft.formats.wikirole import WikiRoleItem, read_wikirole, write_wikirole
 from rolecraft.llm import SamplingParams, run_sync
+from rolecraft.llm.pool import ModelPool
 from rolecraft.workspace import Workspace
 from tests.openai_stub_server import StubServer
 
@@ -59,7 +61,7 @@ def test_bad_items_name_the_line_and_the_problem(tmp_path, line, message):
 def test_a_run_judges_every_turn_and_writes_the_report(tiny_model_dir, tmp_path):
     items = read_wikirole(FILE)
     ws = Workspace(tmp_path / "ws")
-    pool, cost = ModelPool(ws), Cost()
+    pool, cost = ModelPool(ws.cache_path), Cost()
     specs = [AgentSpec.parse(f"tiny=hf:{tiny_model_dir}")]
     params = SamplingParams(max_tokens=12, temperature=0.7)
     transcripts, judgements = run_sync(
@@ -70,16 +72,16 @@ def test_a_run_judges_every_turn_and_writes_the_report(tiny_model_dir, tmp_path)
     assert {(j.item, j.rubric) for j in judgements} >= {("wikirole-0000#turn1", "ditto-rejection")}
     assert [j.label for j in judgements if j.rubric == "ditto-rejection"] == [0, 1, 0]
     results = finish(ws, "eval/wikirole", "WikiRoleEval", transcripts, judgements, cost, "tiny", 1)
-    dims = results["scores"]["tiny"]["wikirole"]
+    dims = {c.dimension: c for c in results.cells if (c.agent, c.kind) == ("tiny", "wikirole")}
     assert set(dims) == {"ditto-knowledge", "ditto-consistency", "ditto-rejection"}
-    assert dims["ditto-knowledge"]["scale"] == [1.0, 10.0]
+    assert dims["ditto-knowledge"].scale == (1.0, 10.0)
     assert "WikiRoleEval" in (ws.path("eval/wikirole") / "report.md").read_text()
 
 
 def test_a_served_endpoint_gets_the_role_configuration_as_its_system_message(tmp_path):
     items = read_wikirole(FILE)[:1]
     with StubServer() as stub:
-        pool = ModelPool(Workspace(tmp_path / "ws"))
+        pool = ModelPool(Workspace(tmp_path / "ws").cache_path)
         spec = AgentSpec.parse(f"ditto=openai:ditto@{stub.url},served")
         transcripts, judgements = run_sync(
             run_wikirole(items, [spec], pool, f"openai:judge@{stub.url}", SamplingParams(max_tokens=8)))

@@ -21,9 +21,9 @@ def test_stage_round_trip_and_manifest(tmp_path):
     ws = Workspace.for_character(Character(full_name="Alice Liddell"), tmp_path / "alice")
     ws.write("scenes", [Row(n=i, text="é") for i in range(3)])
     assert ws.read("scenes", Row) == [Row(n=i, text="é") for i in range(3)]
-    ws.record_stage("scenes", status="done", calls=3)
-    ws.record_stage("scenes", tokens=10)
-    assert ws.stage_info("scenes") | {"updated": None} == {"status": "done", "calls": 3, "tokens": 10, "updated": None}
+    ws.record("scenes", status="running")
+    ws.record("scenes", status="done", calls=3, tokens=10)  # an entry is replaced whole
+    assert ws.entry("scenes") | {"updated": None} == {"status": "done", "calls": 3, "tokens": 10, "updated": None}
     assert ws.character().full_name == "Alice Liddell"
 
 
@@ -43,7 +43,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 def test_missing_stage_and_bad_lines_name_the_fix(tmp_path):
     ws = Workspace(tmp_path)
-    with pytest.raises(RolecraftError, match="stage 'scenes' has not run"):
+    with pytest.raises(RolecraftError, match="step 'scenes' has not run"):
         ws.read("scenes")
     (tmp_path / "scenes.jsonl").write_text('{"n": 1, "text": "a"}\n{broken\n')
     with pytest.raises(RolecraftError, match="scenes.jsonl:2 is not valid JSON"):

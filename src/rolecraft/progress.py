@@ -6,21 +6,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
 
 
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """Yield an `advance(n)` callback; plug it into `CachedModel.on_result` or call it yourself."""
+    """Yield an `advance(n)` callback: pass it as a pool model's `progress=`, or call it yourself."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -1,12 +1,15 @@
-"""One character's build folder: stage outputs as JSONL, a manifest of what ran, the call cache.
+"""One character's build folder. It owns its outputs: whoever needs the character with its extracted
+statements, the best trained adapter or the discriminators asks the workspace, and nobody else decides.
 
 Layout of a workspace (default `./workspaces/<character-slug>`, or `--workspace DIR`):
 
     character.json        the Character record the build started from
-    manifest.json         per stage: status, models, settings, calls, tokens, times
+    manifest.json         per step: status, fingerprint, counts, rejections, calls, tokens, times
     cache.sqlite          every model call (see rolecraft.llm.cache)
-    <stage>.jsonl         one file per stage (scenes.jsonl, experiences.jsonl, statements.jsonl, ...)
-    adapters/<name>/      trained LoRA adapters with their settings
+    <step>.jsonl          the rows of each step (scenes.jsonl, experiences.jsonl, statements.jsonl, ...)
+    adapters/<name>/      trained LoRA adapters with their settings (sft, dpo, ...)
+    discriminators/       the trained APC classifiers (relevance/, nli/)
+    eval/<run>/           evaluation transcripts, judgements and reports
 
 Every write is atomic (temp file + rename), so a crash leaves either the old file or the new one.
 """
@@ -27,10 +30,15 @@ from pydantic import BaseModel
 
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
+from rolecraft.formats.apc import StatementRecord
 
 R = TypeVar("R", bound=BaseModel)
 
 DEFAULT_ROOT = "workspaces"
+STATEMENTS = "statements"  # the step whose rows are the character's extracted persona statements
+# A DPO adapter was trained on top of SFT, so it is the better agent when both exist.
+ADAPTER_PREFERENCE = ("dpo", "sft")
+DISCRIMINATOR_META = "discriminator.json"  # written next to a trained discriminator's weights
 
 
 def default_workspace(character: Character) -> Path:
@@ -130,7 +138,8 @@ class Workspace:
     def path(self, name: str) -> Path:
         return self.root / name
 
-    def character(self) -> Character:
+    def stored_character(self) -> Character:
+        """The character exactly as the build started from it."""
         if not self.character_path.exists():
             raise RolecraftError(
                 f"{self.root} is not a rolecraft workspace (no character.json)",
@@ -138,40 +147,91 @@ class Workspace:
             )
         return Character.model_validate_json(self.character_path.read_text(encoding="utf-8"))
 
+    def character(self) -> Character:
+        """The character with the persona statements the statements step extracted added."""
+        return with_statements(self.stored_character(), self)
+
     def save_character(self, character: Character) -> None:
         atomic_write_text(self.character_path, character.model_dump_json(indent=2))
 
-    def write(self, stage: str, records: Iterable[BaseModel | dict[str, Any]]) -> Path:
-        path = self.root / f"{stage}.jsonl"
+    def write(self, name: str, records: Iterable[BaseModel | dict[str, Any]]) -> Path:
+        path = self.root / f"{name}.jsonl"
         write_jsonl(path, records)
         return path
 
-    def read(self, stage: str, model: type[R] | None = None) -> list[Any]:
-        path = self.root / f"{stage}.jsonl"
+    def read(self, name: str, model: type[R] | None = None) -> list[Any]:
+        path = self.root / f"{name}.jsonl"
         if not path.exists():
             raise RolecraftError(
-                f"{path} does not exist: stage '{stage}' has not run in this workspace",
-                f"run the `{stage}` step first (or `rolecraft build`)",
+                f"{path} does not exist: step '{name}' has not run in this workspace",
+                f"run the `{name}` step first (or `rolecraft build`)",
             )
         return read_jsonl(path, model)
 
-    def has(self, stage: str) -> bool:
-        return (self.root / f"{stage}.jsonl").exists()
+    def has(self, name: str) -> bool:
+        return (self.root / f"{name}.jsonl").exists()
 
-    # -- manifest ---------------------------------------------------------------------------
+    # -- trained outputs ---------------------------------------------------------------------------
+
+    def adapter(self, name: str) -> Path:
+        return self.root / "adapters" / name
+
+    def trained_adapter(self, name: str) -> Path | None:
+        path = self.adapter(name)
+        return path if (path / "adapter_config.json").exists() else None
+
+    def best_adapter(self) -> Path | None:
+        """DPO over SFT over the newest other adapter; None when nothing was trained."""
+        found = {d.name: d for d in (self.root / "adapters").glob("*") if (d / "adapter_config.json").exists()}
+        for name in ADAPTER_PREFERENCE:
+            if name in found:
+                return found[name]
+        return max(found.values(), key=lambda d: d.stat().st_mtime, default=None)
+
+    def find_adapter(self, choice: str | Path | None = "auto") -> Path | None:
+        """`auto`: the best trained adapter (or none); `none`: prompt-only; a name under adapters/, or
+        an adapter folder."""
+        if choice is None or str(choice) in ("", "none"):
+            return None
+        if str(choice) == "auto":
+            return self.best_adapter()
+        path = Path(choice).expanduser()
+        path = path if path.exists() else self.adapter(str(choice))
+        if not (path / "adapter_config.json").exists():
+            raise RolecraftError(
+                f"no LoRA adapter at {path} (no adapter_config.json)",
+                "pass an adapter name under WORKSPACE/adapters/, an adapter folder, 'auto' or 'none'",
+            )
+        return path
+
+    def discriminator_dir(self, kind: str) -> Path:
+        return self.root / "discriminators" / kind
+
+    def has_discriminators(self) -> bool:
+        return all((self.discriminator_dir(k) / DISCRIMINATOR_META).exists() for k in ("relevance", "nli"))
+
+    # -- manifest ----------------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
         if not self.manifest_path.exists():
-            return {"stages": {}}
+            return {"steps": {}}
         return json.loads(self.manifest_path.read_text(encoding="utf-8"))
 
-    def record_stage(self, stage: str, **info: Any) -> None:
-        """Merge `info` (models, settings, counts, status…) into the stage's manifest entry."""
+    def record(self, step: str, **info: Any) -> None:
+        """Replace the step's manifest entry (only the step runner writes entries)."""
         manifest = self.manifest()
-        entry = manifest["stages"].setdefault(stage, {})
-        entry.update(info)
-        entry["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        manifest.setdefault("steps", {})[step] = {**info, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
 
-    def stage_info(self, stage: str) -> dict[str, Any]:
-        return self.manifest()["stages"].get(stage, {})
+    def entry(self, step: str) -> dict[str, Any]:
+        return self.manifest().get("steps", {}).get(step, {})
+
+
+def with_statements(character: Character, workspace: Workspace | None) -> Character:
+    """The character with the persona statements its workspace extracted (statements.jsonl) added."""
+    if workspace is None or not workspace.has(STATEMENTS):
+        return character
+    known = set(character.statements)
+    extracted = [r.statement for r in workspace.read(STATEMENTS, StatementRecord)]
+    new = [s for s in dict.fromkeys(extracted) if s not in known]
+    return character.model_copy(update={"statements": [*character.statements, *new]}) if new else character

@@ -16,30 +16,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
-from pydantic import BaseModel, Field
-
-from rolecraft.agent.prompt import chat_system_prompt, fit_history, post_history_instructions, with_instructions
+from rolecraft.agent.charllm import respond_character_llm
+from rolecraft.agent.reply import Reply, Retriever
 from rolecraft.character import DEFAULT_USER, Character
+from rolecraft.errors import RolecraftError
+from rolecraft.formats.persona import chat_system_prompt, fit_history, post_history_instructions, with_instructions
 from rolecraft.llm.base import ChatModel, Completion, Message, SamplingParams, as_messages
 from rolecraft.workspace import Workspace
 
 Style = Literal["chat", "character-llm"]
 STYLES: tuple[Style, ...] = ("chat", "character-llm")
-
-
-class Retriever(Protocol):
-    """Anything that returns the k persona facts most relevant to a query."""
-
-    def search(self, query: str, k: int) -> list[str]: ...
-
-
-class Reply(BaseModel):
-    text: str  # what the character says (speech only)
-    thoughts: list[str] = Field(default_factory=list)  # inner thoughts, shown only on request
-    facts: list[str] = Field(default_factory=list)  # retrieved facts that were in the prompt
-    completion: Completion | None = None
 
 
 class Agent:
@@ -55,8 +43,6 @@ class Agent:
         profile_in_prompt: bool = False,
     ):
         if style not in STYLES:
-            from rolecraft.errors import RolecraftError
-
             raise RolecraftError(f"unknown prompt style '{style}'", f"use one of: {', '.join(STYLES)}")
         self.character = character
         self.model = model
@@ -70,46 +56,20 @@ class Agent:
         self.profile_in_prompt = profile_in_prompt
 
     @classmethod
-    def from_workspace(
-        cls,
-        workspace: Workspace | str | Path,
-        model: str | ChatModel = "embedded",
-        adapter: str | Path | None = "auto",
-        retrieval: bool = True,
-        **options,
-    ) -> Agent:
-        """The agent a build produced: its character (+ extracted statements), its best trained
-        adapter (`adapter`: auto / none / a name under adapters/ / a folder) on a local model, and
-        retrieval over its facts. A ready ChatModel is used as it is (its adapter already chosen)."""
+    def from_workspace(cls, workspace: Workspace | str | Path, model: str | ChatModel = "embedded", **options) -> Agent:
+        """The agent a build produced (see `assemble`)."""
         ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-        return cls._assemble(ws.character(), ws, model, adapter, retrieval, **options)
+        return assemble(ws.character(), ws, model, **options)
 
     @classmethod
-    def load(
-        cls,
-        target: str | Path | None,
-        workspace: str | Path | None = None,
-        model: str | ChatModel = "embedded",
-        adapter: str | Path | None = "auto",
-        retrieval: bool = True,
-        **options,
-    ) -> Agent:
+    def load(cls, target: str | Path | None, workspace: str | Path | None = None, model: str | ChatModel = "embedded",
+             **options) -> Agent:
         """The agent for what a user names: a profile or card file (with its build, if one exists), a
         workspace folder, or the name of a character built under ./workspaces."""
         from rolecraft.agent.loading import resolve_character
 
         character, ws = resolve_character(target, workspace)
-        return cls._assemble(character, ws, model, adapter, retrieval, **options)
-
-    @classmethod
-    def _assemble(cls, character, ws, model, adapter, retrieval, **options) -> Agent:
-        from rolecraft.agent.loading import fact_retriever, find_adapter, with_statements
-
-        character = with_statements(character, ws)
-        if isinstance(model, str):
-            model = load_student(model, find_adapter(ws, adapter))
-        retriever = fact_retriever(character, ws) if retrieval else None
-        return cls(character, model, retriever=retriever, **options)
+        return assemble(character, ws, model, **options)
 
     def greeting(self) -> str:
         return self.character.expand(self.character.greeting, self.user)
@@ -142,8 +102,6 @@ class Agent:
         if self.style == "character-llm":
             # The paper's protocol: its meta prompt has no place for retrieved facts, and without
             # params it samples with the reference's settings.
-            from rolecraft.charllm_agent import respond_character_llm
-
             return await respond_character_llm(self.character, self.model, turns, params)
         facts = await self._retrieve(turns)
         [completion] = await self.model.generate([self.messages(turns, facts)], params or SamplingParams())
@@ -177,15 +135,31 @@ class Agent:
         return await asyncio.to_thread(self.retrieve, history) if self.retriever else []
 
 
-def load_student(spec: str, adapter: Path | None = None) -> ChatModel:
-    """A student model by spec, with a LoRA adapter where the backend runs one itself. An openai:
-    server serves its adapters under their own model ids, so there the spec already names it."""
-    from rolecraft.llm import load_model, parse_spec
+def assemble(
+    character: Character,
+    workspace: Workspace | None,
+    model: str | ChatModel = "embedded",
+    adapter: str | Path | None = "auto",
+    retrieval: bool | Literal["none", "rag", "profile"] = True,
+    **options,
+) -> Agent:
+    """The one way every consumer (chat, serve, eval, DPO sampling) gets an agent for a character.
 
-    provider, _ = parse_spec(spec)
-    if adapter is not None and provider in ("hf", "embedded", "vllm"):
-        return load_model(spec, adapter=adapter)
-    return load_model(spec)
+    `character` gets its workspace's extracted statements; a model named by spec is loaded with the
+    workspace's adapter (`adapter`: auto = the best trained one, none, a name under adapters/, or a
+    folder); a ready ChatModel is used as it is (its adapter already chosen). `retrieval`: True or
+    "rag" puts the most relevant persona facts in the prompt, "profile" the whole profile (APC's
+    long-context agent), False or "none" neither."""
+    from rolecraft.agent.loading import fact_retriever
+    from rolecraft.llm import load_model
+    from rolecraft.workspace import with_statements
+
+    character = with_statements(character, workspace)
+    if isinstance(model, str):
+        model = load_model(model, adapter=workspace.find_adapter(adapter) if workspace else None)
+    mode = {True: "rag", False: "none"}.get(retrieval, retrieval)
+    retriever = fact_retriever(character, workspace) if mode == "rag" else None
+    return Agent(character, model, retriever=retriever, profile_in_prompt=mode == "profile", **options)
 
 
-__all__ = ["Agent", "Reply", "Retriever", "STYLES", "Style", "load_student"]
+__all__ = ["Agent", "Reply", "Retriever", "STYLES", "Style", "assemble"]

@@ -1,4 +1,4 @@
-"""Where an agent's parts come from: a character file or a workspace, its trained adapter, its facts."""
+"""Where an agent's parts come from: the character a user names, and the facts it retrieves."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from pathlib import Path
 
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
-from rolecraft.workspace import DEFAULT_ROOT, Workspace
-
-# A DPO adapter was trained on top of SFT, so it is the better agent when both exist.
-ADAPTER_PREFERENCE = ("dpo", "sft")
+from rolecraft.workspace import DEFAULT_ROOT, Workspace, default_workspace
 
 
 def resolve_character(
@@ -30,13 +27,10 @@ def resolve_character(
         return ws.character(), ws
     if path.is_file():
         from rolecraft.cards import load_character
-        from rolecraft.workspace import default_workspace
 
         character = load_character(path)
         built = default_workspace(character)
         return character, (Workspace(built) if (built / "character.json").exists() else None)
-    from rolecraft.workspace import default_workspace
-
     built = default_workspace(Character(full_name=str(target)))
     if (built / "character.json").exists():
         ws = Workspace(built)
@@ -47,52 +41,16 @@ def resolve_character(
     )
 
 
-def find_adapter(workspace: Workspace | None, choice: str | Path | None = "auto") -> Path | None:
-    """The LoRA adapter to use. `auto`: the workspace's best trained adapter (dpo, then sft, then the
-    newest), or none; `none`: prompt-only; a name under WORKSPACE/adapters/; or an adapter folder."""
-    if choice is None or str(choice) in ("", "none"):
-        return None
-    if str(choice) == "auto":
-        if workspace is None:
-            return None
-        found = {d.name: d for d in (workspace.root / "adapters").glob("*") if (d / "adapter_config.json").exists()}
-        for name in ADAPTER_PREFERENCE:
-            if name in found:
-                return found[name]
-        return max(found.values(), key=lambda d: d.stat().st_mtime, default=None)
-    path = Path(choice).expanduser()
-    if workspace is not None and not path.exists():
-        path = workspace.root / "adapters" / str(choice)
-    if not (path / "adapter_config.json").exists():
-        raise RolecraftError(
-            f"no LoRA adapter at {path} (no adapter_config.json)",
-            "pass an adapter name under WORKSPACE/adapters/, an adapter folder, 'auto' or 'none'",
-        )
-    return path
-
-
-def with_statements(character: Character, workspace: Workspace | None) -> Character:
-    """The character with the persona statements its workspace extracted (statements.jsonl) added."""
-    if workspace is None or not workspace.has("statements"):
-        return character
-    from rolecraft.synth.apc_records import StatementRecord
-
-    known = set(character.statements)
-    extracted = [r.statement for r in workspace.read("statements", StatementRecord)]
-    new = [s for s in dict.fromkeys(extracted) if s not in known]
-    return character.model_copy(update={"statements": [*character.statements, *new]}) if new else character
-
-
 def fact_retriever(character: Character, workspace: Workspace | None = None):
     """Retrieval for the prompt, or None. In a workspace: APC's RAG over every statement and lore
     entry (faithfulness.retrieval.FactRetriever), ranked by the trained relevance discriminator, or by
     embedding similarity where statements exist but no discriminator was trained. Otherwise a card's
     lorebook works as front ends use it: entries whose keys the user's turn mentions."""
     if workspace is not None and character.facts():
-        from rolecraft.faithfulness.discriminators import META, ClassifierDiscriminator, discriminator_dir
+        from rolecraft.faithfulness.discriminators import META, ClassifierDiscriminator
         from rolecraft.faithfulness.retrieval import FactRetriever
 
-        relevance = discriminator_dir(workspace, "relevance")
+        relevance = workspace.discriminator_dir("relevance")
         trained = ClassifierDiscriminator(relevance) if (relevance / META).exists() else None
         if trained or character.statements:
             return FactRetriever(character.name, character.facts(), trained)

@@ -7,32 +7,9 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
-app = typer.Typer(
-    name="rolecraft",
-    help="Turn a character profile or card into a trained, served and evaluated role-playing agent.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-
-@app.callback()
-def _root() -> None:
-    """Keeps `rolecraft` a command group even while only one command is registered."""
-
-
 # Each module registers its commands on `app` when imported.
-from rolecraft.cli import characters  # noqa: E402,F401
-from rolecraft.cli import models  # noqa: E402,F401
-from rolecraft.cli import chat, serve  # noqa: E402,F401
-from rolecraft.cli import evaluate  # noqa: E402,F401
-from rolecraft.cli import selfalign  # noqa: E402,F401
-from rolecraft.cli import faithfulness  # noqa: E402,F401
-from rolecraft.cli import experience, train  # noqa: E402,F401
-from rolecraft.cli import build  # noqa: E402,F401
+from rolecraft.cli import build, characters, chat, evaluate, experience, faithfulness, models, selfalign, serve, train  # noqa: E402,F401
+from rolecraft.cli.app import app  # noqa: E402
 
 
 def main() -> None:

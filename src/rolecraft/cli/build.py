@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Workspace
 
 
@@ -25,42 +25,26 @@ def build(
     """Build a role-playing agent: statements, experiences, SFT, discriminators, APC-DPO, evaluation, exports."""
     from rolecraft.cards import load_character
     from rolecraft.errors import RolecraftError
+    from rolecraft.llm import parse_spec
 
     if preset not in ("tiny", "paper"):
         raise RolecraftError(f"unknown preset '{preset}'", "use --preset tiny or --preset paper")
     character = load_character(source)  # bad input fails here, before anything is written
-
-    from rolecraft.llm import parse_spec
-
     for spec in (teacher, student, judge):
         parse_spec(spec)
     if not student.startswith("embedded"):
-        from rolecraft.train.sft import student_path
+        from rolecraft.train.student import student_path
 
         student_path(student)  # a student that cannot be trained fails now, not after synthesis
+    from rolecraft.cli.common import announce, summary_table
     from rolecraft.pipeline import PRESETS, Models, console, run_build
-
-    def announce(name: str, number: int, total: int) -> None:
-        console.rule(f"[bold]{number}/{total} {name}")
 
     models = Models(teacher=teacher, student=student, judge=judge, discriminator=discriminator)
     chosen = PRESETS[preset]()
-    ws, runs = run_build(character, workspace, chosen.with_selfalign() if selfalign else chosen, models, on_stage=announce)
-    _summary(ws, runs)
-
-
-def _summary(ws, runs) -> None:
-    from rich.table import Table
-
-    from rolecraft.pipeline import console
-
+    ws, runs = run_build(character, workspace, chosen.with_selfalign() if selfalign else chosen, models, on_step=announce)
     if all(r.cached for r in runs):
-        console.print(f"Nothing to do: {ws.root} is up to date (every stage already ran with these inputs).")
-    table = Table("stage", "status", "seconds", "peak MB", title=f"build of {ws.character().full_name}")
-    for r in runs:
-        status = "cached" if r.cached else f"skipped: {r.info['skipped']}" if "skipped" in r.info else "ran"
-        table.add_row(r.name, status, f"{r.seconds:.1f}", f"{r.peak_rss_mb:.0f}")
-    console.print(table)
+        console.print(f"Nothing to do: {ws.root} is up to date (every step already ran with these inputs).")
+    console.print(summary_table(runs, f"build of {ws.character().full_name}"))
     report = ws.path("eval/build/report.md")
     console.print(f"Report: {report}" if report.exists() else "")
     console.print(f"Cards and datasets: {ws.path('export')}")

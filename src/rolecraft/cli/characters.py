@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 
 CharacterFile = Annotated[Path, typer.Argument(help="Profile text, or a character card (JSON, PNG or CHARX).")]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Model, Workspace
 
 HELP = "commands: /reset starts over, /facts shows the facts retrieved for the last reply, " \

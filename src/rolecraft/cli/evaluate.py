@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Workspace as WorkspaceOption
 
 
@@ -50,7 +50,7 @@ def _open(character_file: Path, workspace: Optional[Path]):
     return character, Workspace.for_character(character, workspace)
 
 
-def _print(results: dict, folder: Path) -> None:
+def _print(results, folder: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -156,12 +156,14 @@ def wikirole(
     ] = None,
 ) -> None:
     """Run WikiRoleEval: consistency (4 candidates), knowledge (1–10 vs evidence), rejection accuracy."""
+    from rolecraft.character import Character
     from rolecraft.eval.cost import Cost
     from rolecraft.eval.run import finish
-    from rolecraft.eval.targets import AgentSpec, ModelPool
-    from rolecraft.eval.wikiroleeval import read_wikirole, run_wikirole
+    from rolecraft.eval.targets import AgentSpec
+    from rolecraft.eval.wikiroleeval import run_wikirole
+    from rolecraft.formats.wikirole import read_wikirole
     from rolecraft.llm import SamplingParams, run_sync
-    from rolecraft.character import Character
+    from rolecraft.llm.pool import ModelPool
     from rolecraft.workspace import Workspace, default_workspace
 
     items = read_wikirole(file)[:limit]
@@ -170,7 +172,7 @@ def wikirole(
     params = SamplingParams(max_tokens=reply_tokens, temperature=temperature, seed=seed)
 
     async def go() -> dict:
-        pool, cost = ModelPool(ws), Cost()
+        pool, cost = ModelPool(ws.cache_path), Cost()
         try:
             records, judgements = await run_wikirole(items, specs, pool, judge, params, samples, judge_tokens, cost)
         finally:

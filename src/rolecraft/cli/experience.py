@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Workspace as WorkspaceOption
 
 Target = Annotated[str, typer.Argument(help="Profile or card file, or a workspace folder.")]
@@ -19,16 +19,8 @@ FreeText = Annotated[
 Seed = Annotated[int, typer.Option(help="Sampling seed (part of the cache key).")]
 
 
-def _open(target: str, workspace: Optional[Path]):
-    from rolecraft.agent.loading import resolve_character
-    from rolecraft.workspace import Workspace
-
-    character, ws = resolve_character(target, workspace)
-    return character, Workspace.for_character(character, ws.root if ws else workspace)
-
-
-def _report(stage: str, records: list, rejections) -> None:
-    typer.echo(f"{stage}: {len(records)} kept, rejected: {rejections.summary()}")
+def _teacher_settings(settings, tiny_settings, tiny: bool, **update):
+    return (tiny_settings if tiny else settings).model_copy(update={k: v for k, v in update.items() if v is not None})
 
 
 @app.command()
@@ -43,20 +35,14 @@ def scenes(
     seed: Seed = 0,
 ) -> None:
     """Imagine scenes from every profile paragraph (stage 1 of experience reconstruction)."""
-    from rolecraft.llm import run_sync
-    from rolecraft.synth.runner import cached_model
-    from rolecraft.synth.scenes import SceneSettings, make_scenes
-    from rolecraft.synth.stats import run_stage
+    from rolecraft.cli.common import open_character, run_steps
+    from rolecraft.step import Models
+    from rolecraft.synth.scenes import SceneSettings, ScenesStep
 
-    character, ws = _open(target, workspace)
-    counts = {k: v for k, v in {"prompts": prompts, "per_prompt": per_prompt}.items() if v is not None}
-    settings = (SceneSettings.tiny() if tiny else SceneSettings()).model_copy(
-        update=counts | {"structured": not free_text, "seed": seed}
-    )
-    model = cached_model(teacher, ws)
-    work = make_scenes(character, model, settings)
-    records, rejected = run_sync(run_stage(ws, "scenes", work, model=model, settings=settings))
-    _report("scenes", records, rejected)
+    _, ws = open_character(target, workspace)
+    settings = _teacher_settings(SceneSettings(), SceneSettings.tiny(), tiny, prompts=prompts, per_prompt=per_prompt,
+                                 structured=not free_text, seed=seed)
+    run_steps([ScenesStep(settings)], ws, Models(teacher=teacher))
     typer.echo(f"wrote {ws.path('scenes.jsonl')}")
 
 
@@ -73,27 +59,16 @@ def experiences(
     seed: Seed = 0,
 ) -> None:
     """Write a script per scene, then the protective scripts (stages 2 and 3)."""
-    from rolecraft.llm import run_sync
-    from rolecraft.synth.experiences import ExperienceSettings, make_experiences
-    from rolecraft.synth.protective import ProtectiveSettings, make_protective
-    from rolecraft.synth.records import Scene
-    from rolecraft.synth.runner import cached_model
-    from rolecraft.synth.stats import run_stage
+    from rolecraft.cli.common import open_character, run_steps
+    from rolecraft.step import Models
+    from rolecraft.synth.experiences import ExperienceSettings, ExperiencesStep
+    from rolecraft.synth.protective import ProtectiveSettings, ProtectiveStep
 
-    character, ws = _open(target, workspace)
-    scenes = ws.read("scenes", Scene)
-    model = cached_model(teacher, ws)
+    _, ws = open_character(target, workspace)
     common = {"structured": not free_text, "seed": seed}
-    settings = (ExperienceSettings.tiny() if tiny else ExperienceSettings()).model_copy(update=common)
-    kept, rejected = run_sync(
-        run_stage(ws, "experiences", make_experiences(character, model, scenes, settings), model=model, settings=settings)
-    )
-    _report("experiences", kept, rejected)
-    guard = ProtectiveSettings.tiny() if tiny else ProtectiveSettings()
-    guard = guard.model_copy(update=common | {"fraction": protective})
-    work = make_protective(character, model, guard.count(len(kept)), guard)
-    safe, rejected = run_sync(run_stage(ws, "protective", work, model=model, settings=guard))
-    _report("protective", safe, rejected)
+    scripts = _teacher_settings(ExperienceSettings(), ExperienceSettings.tiny(), tiny, **common)
+    guard = _teacher_settings(ProtectiveSettings(), ProtectiveSettings.tiny(), tiny, fraction=protective, **common)
+    run_steps([ExperiencesStep(scripts), ProtectiveStep(guard)], ws, Models(teacher=teacher))
     typer.echo(f"wrote {ws.path('experiences.jsonl')} and {ws.path('protective.jsonl')}")
 
 
@@ -126,8 +101,8 @@ def import_charllm(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Import Character-LLM's released experience data into a workspace, ready for `rolecraft train sft`."""
-    from rolecraft.datasets.charllm_import import character_for, import_charllm as read
-    from rolecraft.synth.runner import Rejections
+    from rolecraft.pipeline import Models, run
+    from rolecraft.synth.charllm_import import ImportExperiencesStep, ImportProtectiveStep, character_for
     from rolecraft.workspace import Workspace
 
     if character:
@@ -137,14 +112,7 @@ def import_charllm(
     else:
         who = character_for(files[0])
     ws = Workspace.for_character(who, workspace)
-    regular, protective, rejected = [], [], Rejections()
-    for f in files:
-        found, bad = read(f, who)
-        rejected.update(bad)
-        regular += [e for e in found if not e.protective]
-        protective += [e for e in found if e.protective]
-    for stage, records, bad in (("experiences", regular, rejected), ("protective", protective, Rejections())):
-        ws.write(stage, records)
-        ws.record_stage(stage, status="imported", count=len(records), files=[str(f) for f in files], rejections=dict(bad))
-    typer.echo(f"{who.full_name}: {len(regular)} experiences, {len(protective)} protective, rejected: {rejected.summary()}")
+    runs = run([ImportExperiencesStep(files), ImportProtectiveStep(files)], ws, Models())
+    rejected = ", ".join(f"{k}: {n}" for r in runs for k, n in r.rejections.items()) or "none"
+    typer.echo(f"{who.full_name}: {runs[0].rows} experiences, {runs[1].rows} protective, rejected: {rejected}")
     typer.echo(f"wrote {ws.root}")

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Model
 from rolecraft.cli.options import Workspace as WorkspaceOption
 from rolecraft.cli.train import train_app
@@ -32,16 +32,6 @@ app.add_typer(discriminators_app, name="discriminators")
 app.add_typer(apc_app, name="apc")
 
 
-def _workspace(target: str | None, workspace: Path | None):
-    """The character and its build folder (created on first use)."""
-    from rolecraft.agent.loading import resolve_character, with_statements
-    from rolecraft.workspace import Workspace
-
-    character, ws = resolve_character(target, workspace)
-    ws = Workspace.for_character(character, ws.root if ws else workspace)
-    return with_statements(character, ws), ws
-
-
 @app.command()
 def statements(
     target: Target = None,
@@ -52,29 +42,21 @@ def statements(
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed of every step (default 0).")] = None,
 ) -> None:
     """Extract persona statements, then queries per statement and the discriminators' training data."""
-    from rich.console import Console
-    from rich.table import Table
+    from rolecraft.cli.common import open_character, run_steps
+    from rolecraft.step import Models
+    from rolecraft.synth.nli import NLILabelsStep, NLIResponsesStep
+    from rolecraft.synth.queries import QueriesStep, QuerySettings
+    from rolecraft.synth.relevance import FaithfulnessDataSettings, RelevanceStep
+    from rolecraft.synth.statements import StatementSettings, StatementsStep
 
-    from rolecraft.synth.faithfulness_data import FaithfulnessDataSettings, faithfulness_data_stage
-    from rolecraft.synth.queries import QuerySettings, queries_stage
-    from rolecraft.synth.runner import cached_model
-    from rolecraft.synth.statements import StatementSettings, statements_stage
-
-    _, ws = _workspace(target, workspace)
-    model = cached_model(teacher, ws)
-    found = statements_stage(ws, model, _settings(StatementSettings, tiny, seed=seed))
-    queries = queries_stage(ws, found, model, _settings(QuerySettings, tiny, per_statement=queries_per_statement, seed=seed))
-    relevance, nli = faithfulness_data_stage(ws, queries, model, _settings(FaithfulnessDataSettings, tiny, seed=seed))
-
-    table = Table(title=f"{ws.root}", show_header=True)
-    table.add_column("stage")
-    table.add_column("rows", justify="right")
-    table.add_column("rejected")
-    for stage, rows in (("statements", found), ("statement_queries", queries), ("relevance", relevance), ("nli_labels", nli)):
-        rejected = ws.stage_info(stage).get("rejected", {})
-        table.add_row(stage, str(len(rows)), ", ".join(f"{k}: {n}" for k, n in rejected.items()) or "-")
-    Console().print(table)
-    typer.echo(f"teacher calls: {model.usage.calls} new, {model.usage.cached} from cache")
+    _, ws = open_character(target, workspace)
+    data = _settings(FaithfulnessDataSettings, tiny, seed=seed)
+    runs = run_steps([
+        StatementsStep(_settings(StatementSettings, tiny, seed=seed)),
+        QueriesStep(_settings(QuerySettings, tiny, per_statement=queries_per_statement, seed=seed)),
+        RelevanceStep(data), NLIResponsesStep(data), NLILabelsStep(data),
+    ], ws, Models(teacher=teacher))
+    typer.echo(f"teacher calls: {sum(r.calls for r in runs)} new, {sum(r.cached_calls for r in runs)} from cache")
 
 
 @discriminators_app.command("train")
@@ -95,24 +77,29 @@ def discriminators_train(
     from rich.console import Console
     from rich.table import Table
 
-    from rolecraft.faithfulness.discriminators import DiscriminatorSettings, discriminators_stage
-    from rolecraft.synth.apc_records import NLILabelRecord, RelevanceRecord, load_reference
+    from rolecraft.cli.common import open_character
+    from rolecraft.formats.apc import NLILabelRecord, RelevanceRecord, load_reference
+    from rolecraft.pipeline import Models, run
+    from rolecraft.train.discriminators import DiscriminatorSettings, DiscriminatorsStep
 
-    _, ws = _workspace(target, workspace)
+    _, ws = open_character(target, workspace)
     settings = _settings(DiscriminatorSettings, tiny, base=base, epochs=epochs, learning_rate=learning_rate,
                          max_length=max_length, held_out=held_out, held_out_by=held_out_by)
-    reports = discriminators_stage(
-        ws,
+    step = DiscriminatorsStep(
         settings,
         relevance=load_reference(relevance_file, RelevanceRecord) if relevance_file else None,
         nli=load_reference(nli_file, NLILabelRecord) if nli_file else None,
     )
+    [done] = run([step], ws, Models())
+    if done.skipped:
+        typer.echo(f"no discriminators trained: {done.skipped}")
+        return
     table = Table(title=f"discriminators in {ws.root / 'discriminators'}")
     for column in ("kind", "train", "held out", "accuracy", "majority", "epochs", "seconds"):
         table.add_column(column, justify="left" if column == "kind" else "right")
-    for kind, r in reports.items():
+    for r in ws.read(step.name, step.record):
         accuracy, majority = (f"{x:.3f}" if x is not None else "-" for x in (r.accuracy, r.majority))
-        table.add_row(kind, str(r.train_items), str(r.test_items), accuracy, majority, str(r.epochs), f"{r.seconds:.0f}")
+        table.add_row(r.kind, str(r.train_items), str(r.test_items), accuracy, majority, str(r.epochs), f"{r.seconds:.0f}")
     Console().print(table)
 
 
@@ -142,7 +129,13 @@ def apc_score(
 
     if target is None and workspace is None and not (statement and name):
         raise RolecraftError("no character given", "name a character (file, workspace or built name), or pass --name and --statement")
-    character, ws = _workspace(target, workspace) if (target or workspace) else (None, None)
+    if target or workspace:
+        from rolecraft.cli.common import open_character
+
+        _, ws = open_character(target, workspace)
+        character = ws.character()
+    else:
+        character, ws = None, None
     statements = statement or (character.statements or character.facts() if character else [])
     who = name or character.name
     relevance, nli = _discriminators(ws, discriminators, judge)
@@ -165,7 +158,7 @@ def _discriminators(ws, folder: Path | None, judge: str | None):
 
         model = load_model(judge)
         return JudgeDiscriminator(model, "relevance"), JudgeDiscriminator(model, "nli")
-    folder = folder or (ws.path("discriminators") if ws else None)
+    folder = folder or (ws.discriminator_dir("relevance").parent if ws else None)
     if folder is None or not (folder / "relevance").exists() or not (folder / "nli").exists():
         raise RolecraftError(
             f"no trained discriminators in {folder or 'the workspace'}",
@@ -220,35 +213,19 @@ def train_dpo_command(
     tiny: Tiny = False,
 ) -> None:
     """APC-based DPO: sample replies, score them, keep clear wins, train a LoRA adapter with TRL."""
-    from rolecraft.agent import Agent, load_student
-    from rolecraft.agent.loading import find_adapter
-    from rolecraft.datasets.preference import PreferenceSettings, preference_stage
-    from rolecraft.synth.apc_records import PreferenceRecord, StatementQueries, load_reference
-    from rolecraft.train.dpo import dpo_config, lora_config, train_dpo
+    from rolecraft.cli.common import open_character, run_steps
+    from rolecraft.pipeline import Models
+    from rolecraft.synth.preference import ImportPreferenceStep, PreferenceSettings, PreferenceStep
+    from rolecraft.train.dpo import DPOStep
 
-    character, ws = _workspace(target, workspace)
+    _, ws = open_character(target, workspace)
     # "auto" starts from the SFT adapter when there is one, never from an earlier DPO run.
-    if adapter == "auto":
-        adapter = "sft" if (ws.path("adapters/sft") / "adapter_config.json").exists() else "none"
-    start = find_adapter(ws, adapter)
-    if pairs:
-        rows = load_reference(pairs, PreferenceRecord)
-    else:
-        from rolecraft.faithfulness.apc import APCScorer
-        from rolecraft.faithfulness.discriminators import workspace_discriminators
-        from rolecraft.faithfulness.retrieval import FactRetriever
-        from rolecraft.synth.runner import cached_model
-
-        relevance, nli = workspace_discriminators(ws)
-        queries = [q for row in ws.read("statement_queries", StatementQueries) for q in row.queries]
-        retriever = FactRetriever(character.name, character.facts(), relevance) if rag else None
-        agent = Agent(character, cached_model(load_student(student, start), ws), retriever=retriever)
-        settings = _settings(PreferenceSettings, tiny, samples=samples, margin=margin, turns=turns,
-                             max_contexts=max_queries, max_tokens=max_tokens)
-        scorer = APCScorer(character.name, character.statements or character.facts(), relevance, nli)
-        rows = preference_stage(ws, agent, scorer, queries, settings)
-        typer.echo(f"{len(rows)} preference pairs from {ws.stage_info('preference').get('contexts', 0)} contexts")
-    config = dpo_config(num_train_epochs=epochs, learning_rate=learning_rate, beta=beta)
-    result = train_dpo(student, rows, ws.path(f"adapters/{name}"), config, lora_config(rank), adapter=start)
-    ws.record_stage(f"dpo:{name}", status="done", **result.model_dump())
-    typer.echo(f"adapter written to {result.adapter} ({result.rows} pairs, {result.seconds:.0f} s, loss {result.metrics.get('train_loss', float('nan')):.4f})")
+    start = {"auto": "sft" if ws.trained_adapter("sft") else None, "none": None}.get(adapter, adapter)
+    config = {"num_train_epochs": epochs, "learning_rate": learning_rate, "beta": beta}
+    settings = _settings(PreferenceSettings, tiny, samples=samples, margin=margin, turns=turns,
+                         max_contexts=max_queries, max_tokens=max_tokens)
+    pairs_step = ImportPreferenceStep(pairs) if pairs else PreferenceStep(settings, adapter=start, rag=rag)
+    runs = run_steps([pairs_step, DPOStep(config, rank, start=start, adapter=name)], ws, Models(student=student))
+    typer.echo(f"{runs[0].rows or 0} preference pairs from {runs[0].info.get('contexts', 0)} contexts")
+    if not runs[1].skipped:
+        typer.echo(f"adapter written to {ws.adapter(name)} (loss {runs[1].info.get('train_loss') or float('nan'):.4f})")

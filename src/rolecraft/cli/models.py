@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Model
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Model
 from rolecraft.cli.options import Workspace as WorkspaceOption
 
@@ -44,7 +44,9 @@ def selfalign(
     Training uses the same SFT trainer as `rolecraft train sft` (LoRA, loss on the characters' answers).
     """
     from rolecraft.charset import load_characters
+    from rolecraft.pipeline import Models, run
     from rolecraft.synth.selfalign import SelfAlignConfig
+    from rolecraft.synth.selfalign_run import SelfAlignStep
     from rolecraft.workspace import Workspace
 
     cast = load_characters(characters)
@@ -54,28 +56,23 @@ def selfalign(
         queries=queries, turns=turns, contrastive_share=contrastive, eval_queries=eval_queries,
         shard_size=shard_size, seed=seed, temperature=temperature, response_tokens=max_tokens,
     )
-    if ray:
-        from rolecraft.synth.selfalign_ray import run_selfalign_ray
-
-        summary = run_selfalign_ray(cast, model, ws, config, workers=workers, address=address, num_gpus=gpus)
-    else:
-        from rolecraft.synth.selfalign_run import run_selfalign
-
-        summary = run_selfalign(cast, model, ws, config)
+    ray_options = {"workers": workers, "address": address, "num_gpus": gpus} if ray else None
+    [done] = run([SelfAlignStep(config, characters=cast, ray=ray_options)], ws, Models(teacher=model))
+    s = done.info
+    rejected = ", ".join(f"{k} {v}" for k, v in done.rejections.items()) or "none"
     typer.echo(
-        f"{summary.characters} characters -> {summary.dialogues} dialogues, {summary.turns} turns "
-        f"({summary.contrastive_turns} contrastive) in {summary.seconds:.1f}s [{summary.backend}; "
-        f"{summary.shards_reused}/{summary.shards} shards reused; rejected: "
-        f"{', '.join(f'{k} {v}' for k, v in summary.rejections.items()) or 'none'}]"
+        f"{s['characters']} characters -> {s['dialogues']} dialogues, {s['turns']} turns "
+        f"({s['contrastive_turns']} contrastive) in {s['seconds']:.1f}s [{s['backend']}; "
+        f"{s['shards_reused']}/{s['shards']} shards reused; rejected: {rejected}]"
     )
     typer.echo(f"wrote {ws.path('selfalign.jsonl')}")
-    if summary.eval_dialogues:
-        typer.echo(f"wrote {ws.path('selfalign-eval.jsonl')} ({summary.eval_dialogues} WikiRoleEval items)")
+    if s["eval_dialogues"]:
+        typer.echo(f"wrote {ws.path('selfalign-eval.jsonl')} ({s['eval_dialogues']} WikiRoleEval items)")
     if train:
-        from rolecraft.synth.selfalign_run import train_selfalign
-        from rolecraft.train.sft import SFTSettings
+        from rolecraft.train.sft import SFTSettings, SFTStep
 
-        result = train_selfalign(ws, SFTSettings(student=student or model), config={"num_train_epochs": epochs})
-        typer.echo(f"trained one adapter on {result.rows['train']} dialogues in {result.seconds:.0f}s; "
-                   f"train loss {result.metrics.get('train_loss', float('nan')):.3f}")
-        typer.echo(f"wrote {result.adapter}")
+        step = SFTStep(SFTSettings(format="chat"), {"num_train_epochs": epochs}, reads=(SelfAlignStep,), adapter="selfalign")
+        [trained] = run([step], ws, Models(student=student or model))
+        typer.echo(f"trained one adapter on {trained.info['rows']['train']} dialogues in {trained.info['seconds']:.0f}s; "
+                   f"train loss {trained.info.get('train_loss') or float('nan'):.3f}")
+        typer.echo(f"wrote {ws.adapter('selfalign')}")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Model
 
 

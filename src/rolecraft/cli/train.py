@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from rolecraft.cli import app
+from rolecraft.cli.app import app
 from rolecraft.cli.options import Workspace as WorkspaceOption
 
 train_app = typer.Typer(help="Train LoRA adapters for a character (SFT, DPO).", no_args_is_help=True)
@@ -41,28 +41,26 @@ def sft(
     Any TRL SFTConfig option may follow after `--`, e.g. `-- --num_train_epochs 1 --max_length 512`.
     An interrupted run resumes from its last checkpoint when rerun.
     """
-    from rolecraft.agent.loading import resolve_character
-    from rolecraft.synth.records import Experience
-    from rolecraft.train.sft import SFTSettings, sft_overrides, train_sft
-    from rolecraft.workspace import Workspace
+    from rolecraft.cli.common import open_character, run_steps
+    from rolecraft.pipeline import Models
+    from rolecraft.synth.experiences import ExperiencesStep
+    from rolecraft.synth.protective import ProtectiveStep
+    from rolecraft.train.sft import SFTSettings, SFTStep, sft_overrides
 
     overrides = sft_overrides(ctx.args)
-    character, ws = resolve_character(target, workspace)
-    ws = Workspace.for_character(character, ws.root if ws else workspace)
-    data = ws.read("experiences", Experience)
-    if protective and ws.has("protective"):
-        data += ws.read("protective", Experience)
+    _, ws = open_character(target, workspace)
     settings = SFTSettings(
-        student=student, method=method, format=format, loss=loss, eval_fraction=eval_fraction,
-        lora_r=lora_r, lora_alpha=2 * lora_r, seed=seed,
+        method=method, format=format, loss=loss, eval_fraction=eval_fraction, lora_r=lora_r, lora_alpha=2 * lora_r,
+        seed=seed,
     )
-    result = train_sft(character, data, settings, ws.path(f"adapters/{name}"), config=overrides, resume=not fresh)
-    ws.record_stage(f"sft:{name}", status="done", **result.model_dump())
-    rows = result.rows
-    dropped = rows["dropped_train"] + rows["dropped_eval"]
-    typer.echo(
-        f"trained {result.format} format on {rows['train']} rows ({rows['eval']} held out, {dropped} dropped by "
-        f"max_length, {rows['rejected']} without the character's speech) in {result.seconds:.0f}s; "
-        f"train loss {result.metrics.get('train_loss', float('nan')):.3f}"
-    )
-    typer.echo(f"wrote {result.adapter}")
+    reads = (ExperiencesStep, ProtectiveStep) if protective and ws.has(ProtectiveStep.name) else (ExperiencesStep,)
+    [done] = run_steps([SFTStep(settings, overrides, reads=reads, adapter=name, resume=not fresh)], ws, Models(student=student))
+    rows = done.info.get("rows", {})
+    if rows:
+        dropped = rows["dropped_train"] + rows["dropped_eval"]
+        typer.echo(
+            f"trained on {rows['train']} rows ({rows['eval']} held out, {dropped} dropped by max_length, "
+            f"{rows['rejected']} without the character's speech) in {done.info['seconds']:.0f}s; "
+            f"train loss {done.info.get('train_loss') or float('nan'):.3f}"
+        )
+    typer.echo(f"wrote {ws.adapter(name)}")

@@ -16,31 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from statistics import mean
 
-from rolecraft.agent.loading import with_statements
-from rolecraft.character import Character
-from rolecraft.errors import RolecraftError
 from rolecraft.eval.records import Judgement, Transcript
+from rolecraft.faithfulness.apc import workspace_scorer
 from rolecraft.workspace import Workspace
 
 
-def workspace_scorer(character: Character, workspace: Workspace):
-    """An APCScorer over the workspace's statements and trained discriminators."""
-    from rolecraft.faithfulness.apc import APCScorer
-    from rolecraft.faithfulness.discriminators import discriminator_dir, workspace_discriminators
-
-    missing = [k for k in ("relevance", "nli") if not (discriminator_dir(workspace, k) / "config.json").exists()]
-    if missing:
-        raise RolecraftError(
-            f"APC scoring needs trained discriminators; {workspace.root} has no {' or '.join(missing)} discriminator",
-            "train them first (`rolecraft discriminators train`), or drop --apc",
-        )
-    relevance, nli = workspace_discriminators(workspace)
-    return APCScorer(character.name, with_statements(character, workspace).statements, relevance, nli)
-
-
-def apc_judgements(character: Character, workspace: Workspace, transcripts: Sequence[Transcript],
-                   scorer=None) -> list[Judgement]:
-    scorer = scorer or workspace_scorer(character, workspace)
+def apc_judgements(workspace: Workspace, transcripts: Sequence[Transcript], scorer=None) -> list[Judgement]:
+    scorer = scorer or workspace_scorer(workspace)
     points = [(t, i) for t in transcripts for i, m in enumerate(t.turns)
               if m.role == "assistant" and i and t.turns[i - 1].role == "user"]
     if not points:

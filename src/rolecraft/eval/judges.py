@@ -25,9 +25,8 @@ from pydantic import BaseModel, Field, create_model
 
 from rolecraft.eval.cost import Cost
 from rolecraft.eval.records import INTERVIEWER, LOCATION, Judgement, Kind, status
-from rolecraft.eval.targets import Batched
 from rolecraft.llm import Message, SamplingParams
-from rolecraft.llm.cache import CachedModel
+from rolecraft.llm.batching import Batched
 from rolecraft.llm.structured import parse_json, schema_of
 from rolecraft.progress import progress
 
@@ -307,7 +306,7 @@ def reasoning_chars(max_tokens: int) -> int:
 
 
 async def run_judges(
-    model: Batched | CachedModel, jobs: Sequence[tuple[Case, Rubric, str]], samples: int = 1,
+    model: Batched, jobs: Sequence[tuple[Case, Rubric, str]], samples: int = 1,
     max_tokens: int = 384, temperature: float = 0.7, description: str = "judging", cost: Cost | None = None,
 ) -> list[Judgement]:
     """Judge every (case, rubric, dimension), `samples` times each, batched by schema and sample seed.
@@ -320,19 +319,15 @@ async def run_judges(
     for i, (_, rubric, _) in enumerate(jobs):
         by_verdict.setdefault(rubric.verdict, []).append(i)
 
-    async def ask(verdict: str, idx: list[int], seed: int) -> None:
+    async def ask(verdict: str, idx: list[int], seed: int, advance) -> None:
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature if samples > 1 else 0.0, seed=seed)
         convs = [[Message(role="user", content=jobs[i][1].prompt(jobs[i][0], jobs[i][2]))] for i in idx]
         schema = schema_of(verdict_schema(verdict, reasoning_chars(max_tokens)))
-        for i, completion in zip(idx, await model.generate(convs, params, schema)):
+        for i, completion in zip(idx, await model.generate(convs, params, schema, progress=advance)):
             texts[i][seed] = completion.text
             if cost:
                 cost.add("judge", completion)
 
     with progress(len(jobs) * samples, description) as advance:
-        model.on_result = advance
-        try:
-            await asyncio.gather(*(ask(v, idx, s) for v, idx in by_verdict.items() for s in range(samples)))
-        finally:
-            model.on_result = None
+        await asyncio.gather(*(ask(v, idx, s, advance) for v, idx in by_verdict.items() for s in range(samples)))
     return [judgement(case, rubric, dim, texts[i]) for i, (case, rubric, dim) in enumerate(jobs)]

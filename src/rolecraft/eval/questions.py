@@ -21,10 +21,10 @@ from pydantic import BaseModel, Field, ValidationError
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
 from rolecraft.eval.records import PROBE_TOPIC, TOPICS, Question
-from rolecraft.eval.targets import Batched
 from rolecraft.llm import Message, SamplingParams
-from rolecraft.llm.cache import CachedModel
-from rolecraft.synth.runner import Rejections, generate_rows
+from rolecraft.llm.batching import Batched
+from rolecraft.rejections import Rejections
+from rolecraft.synth.generate import generate_rows
 from rolecraft.workspace import Workspace, read_jsonl
 
 # Used only when the teacher writes no usable probe: things no pre-modern character can know.
@@ -124,7 +124,7 @@ def _probe_prompt(character: Character, n: int) -> list[Message]:
 
 
 async def generate_bank(
-    character: Character, teacher: CachedModel | Batched, per_topic: int = 8, probes: int = 5, seed: int = 0
+    character: Character, teacher: Batched, per_topic: int = 8, probes: int = 5, seed: int = 0
 ) -> tuple[list[Question], Rejections]:
     """Topics 1–3 from the profile plus era-fitted probes (topic 4), one teacher call per topic."""
     topics = [t for t in TOPICS if t != PROBE_TOPIC]
@@ -166,12 +166,12 @@ def _clean(questions: Sequence[str]) -> list[str]:
 
 
 async def default_bank(
-    character: Character, workspace: Workspace, teacher: CachedModel | Batched, **sizes: int
-) -> list[Question]:
-    """The workspace's bank, written by the teacher on first use and reused (and editable) afterwards."""
+    character: Character, workspace: Workspace, teacher: Batched, **sizes: int
+) -> tuple[list[Question], Rejections]:
+    """The workspace's bank, written by the teacher on first use and reused (and editable) afterwards;
+    with what the teacher wrote that was not used (nothing, when the bank is reused)."""
     if workspace.has(BANK_STAGE):
-        return workspace.read(BANK_STAGE, Question)
+        return workspace.read(BANK_STAGE, Question), Rejections()
     bank, rejected = await generate_bank(character, teacher, **sizes)
     workspace.write(BANK_STAGE, bank)
-    workspace.record_stage(BANK_STAGE, teacher=teacher.spec, questions=len(bank), rejected=dict(rejected))
-    return bank
+    return bank, rejected

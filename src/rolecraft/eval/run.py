@@ -8,9 +8,8 @@ so a killed run, rerun with the same command, repeats no finished call.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from rolecraft.character import Character
 from rolecraft.eval.apc_eval import apc_judgements
@@ -21,19 +20,36 @@ from rolecraft.eval.judges import RUBRICS, Case, Rubric, run_judges
 from rolecraft.eval.questions import default_bank, load_bank, pick, split_probes
 from rolecraft.eval.records import Judgement, Transcript
 from rolecraft.eval.report import write_report
-from rolecraft.eval.targets import AgentSpec, ModelPool, build_target
-from rolecraft.llm import SamplingParams
+from rolecraft.eval.results import EvalResults
+from rolecraft.eval.targets import AgentSpec, build_target
+from rolecraft.llm import ChatModel, SamplingParams
+from rolecraft.llm.pool import ModelPool
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output, Step
 from rolecraft.workspace import Workspace
-
 
 INTERVIEWER_TOKENS = 96
 
 
+class EvalCounts(BaseModel):
+    """How much a build's evaluation asks: the counts and lengths of `EvalConfig` a preset sets."""
+
+    single: int | None = None  # topic 1–3 questions asked single-turn (None: all)
+    probes: int | None = None  # knowledge-boundary probes (None: all)
+    multi: int | None = 10  # multi-turn goals
+    rounds: int = 5
+    samples: int = 1  # judge samples per judgement
+    reply_tokens: int = 256
+    judge_tokens: int = 384
+
+
 class EvalConfig(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     agents: list[AgentSpec]
-    judge: str = "embedded"
-    interviewer: str | None = None  # default: the judge
-    teacher: str | None = None  # writes the default question bank; default: the judge
+    judge: str | ChatModel = "embedded"
+    interviewer: str | ChatModel | None = None  # default: the judge
+    teacher: str | ChatModel | None = None  # writes the default question bank; default: the judge
     questions: Path | None = None  # single-turn bank (Character-LLM format); default: written by the teacher
     multi_questions: Path | None = None  # multi-turn goals; default: the bank's topic 1–3 questions
     bank_per_topic: int = 8  # questions per topic 1–3 when the teacher writes the bank
@@ -67,20 +83,23 @@ def interview_jobs(transcripts: list[Transcript], character: Character) -> list[
     return jobs
 
 
-async def evaluate(character: Character, workspace: Workspace, config: EvalConfig) -> dict:
-    pool = ModelPool(workspace)
+async def evaluate(character: Character, workspace: Workspace, config: EvalConfig,
+                   pool: ModelPool | None = None) -> EvalResults:
+    """Interview, judge and report; models come from `pool` (a build's), else from a pool of its own."""
+    own = pool is None
+    pool = pool or ModelPool(workspace.cache_path)
     cost = Cost()
     try:
         judge = pool.get(config.judge)
-        bank = (load_bank(config.questions) if config.questions
-                else await default_bank(character, workspace, pool.get(config.teacher or config.judge),
-                                        per_topic=config.bank_per_topic, probes=config.bank_probes))
+        bank, rejected = ((load_bank(config.questions), Rejections()) if config.questions
+                          else await default_bank(character, workspace, pool.get(config.teacher or config.judge),
+                                                  per_topic=config.bank_per_topic, probes=config.bank_probes))
         plain, probes = split_probes(bank)
         goals = split_probes(load_bank(config.multi_questions))[0] if config.multi_questions else plain
         asked = pick(plain, config.single) + pick(probes, config.probes)
         goals = pick(goals, config.multi)
 
-        targets = [build_target(spec, character, pool, scene(character)) for spec in config.agents]
+        targets = [build_target(spec, character, pool, workspace, scene(character)) for spec in config.agents]
         params = SamplingParams(max_tokens=config.reply_tokens, temperature=config.temperature, seed=config.seed)
         transcripts = await interview_single(character, targets, asked, params, cost) if asked else []
         if goals and config.rounds > 0:
@@ -97,29 +116,27 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
         judgements = await run_judges(judge, interview_jobs(transcripts, character), config.samples,
                                       config.judge_tokens, cost=cost)
         if config.apc:
-            judgements += apc_judgements(character, workspace, transcripts)
-        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, config.judge,
-                      config.samples, config=config.model_dump(mode="json"))
+            judgements += apc_judgements(workspace, transcripts)
+        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge.spec,
+                      config.samples, rejected)
     finally:
-        await pool.aclose()
+        if own:
+            await pool.aclose()
 
 
 def finish(workspace: Workspace, folder: str, title: str, transcripts: list[Transcript],
-           judgements: list[Judgement], cost: Cost, judge: str, samples: int, **settings: Any) -> dict:
-    """Store the judgements, write the report, and note the run (and its settings) in the manifest."""
+           judgements: list[Judgement], cost: Cost, judge: str, samples: int,
+           rejected: Rejections | None = None) -> EvalResults:
+    """Store the judgements and write the report from them."""
     workspace.write(f"{folder}/judgements", judgements)
-    results = write_report(workspace.path(folder), transcripts, judgements, character=title,
-                           judge=judge, samples=samples, cost=cost.as_dict())
-    failures = sum(j.parse_failures for j in judgements)
-    workspace.record_stage(folder, status="done", judge=judge, transcripts=len(transcripts),
-                           judgements=len(judgements), parse_failures=failures, cost=cost.as_dict(), **settings)
-    return results
+    return write_report(workspace.path(folder), transcripts, judgements, character=title, judge=judge,
+                        samples=samples, cost=cost.as_dict(), rejections=dict(rejected or {}))
 
 
 async def judge_transcripts(character: Character, workspace: Workspace, transcripts: list[Transcript], judge: str,
-                            samples: int = 1, judge_tokens: int = 384, run: str = "transcripts") -> dict:
+                            samples: int = 1, judge_tokens: int = 384, run: str = "transcripts") -> EvalResults:
     """Judge transcripts made elsewhere (e.g. Character-LLM's published results) exactly as our own."""
-    pool = ModelPool(workspace)
+    pool = ModelPool(workspace.cache_path)
     cost = Cost()
     try:
         folder = f"eval/{run}"
@@ -129,3 +146,32 @@ async def judge_transcripts(character: Character, workspace: Workspace, transcri
         return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge, samples)
     finally:
         await pool.aclose()
+
+
+class EvaluationStep(Step):
+    """The build's report: prompt-only, RAG, SFT and SFT+DPO agents (those trained) on the same
+    questions, judged, with APC where discriminators were trained. Writes `eval/build/`."""
+
+    name = "evaluation"
+    roles = ("student", "judge", "teacher")
+
+    def __init__(self, counts: EvalCounts, reads=None):
+        super().__init__(counts, reads)
+
+    async def run(self, ctx: Context) -> Output:
+        ws, student = ctx.workspace, ctx.models.student
+        agents = [AgentSpec(name="prompt-only", model=student), AgentSpec(name="rag", model=student, retrieval="rag")]
+        for name, adapter in (("sft", "sft"), ("sft+dpo", "dpo")):
+            if ws.trained_adapter(adapter):
+                agents.append(AgentSpec(name=name, model=student, adapter=adapter, retrieval="rag"))
+        c = self.settings
+        config = EvalConfig(
+            agents=agents, judge=ctx.models.judge, teacher=ctx.models.teacher, single=c.single, probes=c.probes,
+            multi=c.multi, rounds=c.rounds, samples=c.samples, reply_tokens=c.reply_tokens,
+            judge_tokens=c.judge_tokens, run="build", apc=ws.has_discriminators(),
+        )
+        results = await evaluate(ctx.character(), ws, config, ctx.pool)
+        rejected = Rejections(results.rejections)
+        overall = {a: {c.dimension: c.mean for c in results.overall if c.agent == a} for a in results.agents}
+        return Output(rejections=rejected,
+                      info={"report": str(ws.path("eval/build/report.md")), "agents": results.agents, "overall": overall})

@@ -1,127 +1,18 @@
-"""WikiRoleEval (Ditto): the test file format, and running it on an agent with the three Ditto judges.
-
-One JSON object per line:
-
-    system               the role configuration given to the model as its system prompt
-    prompts[]            the user turns, asked in order within one conversation
-    role_consist_cands   4 candidate names, one of them the role (identity consistency)
-    rejection_labels     per prompt, 1 if it lies outside the role's knowledge (the role should refuse)
-    evidence             per prompt, the facts a correct answer uses (a Markdown list, or a list of lines)
-    meta                 label (the role's name), description, aliases, claims, lang, summary, wiki
-
-The three scoring fields may sit at the top level (the published input file) or under `meta` (Ditto's
-scoring script); both are read. Writing puts them at the top level and keeps every other field.
-This module is the one place that reads or writes the format.
-"""
+"""WikiRoleEval (Ditto): running its test set (`formats.wikirole`) on agents, with the three Ditto judges."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from rolecraft.character import Character
-from rolecraft.errors import RolecraftError
 from rolecraft.eval.cost import Cost
 from rolecraft.eval.judges import RUBRICS, Case, Rubric, run_judges
 from rolecraft.eval.records import Judgement, Question, Transcript
-from rolecraft.eval.targets import AgentSpec, ModelPool, build_target
+from rolecraft.eval.targets import AgentSpec, build_target
+from rolecraft.formats.wikirole import WikiRoleItem
 from rolecraft.llm import Message, SamplingParams
+from rolecraft.llm.pool import ModelPool
 from rolecraft.progress import progress
-from rolecraft.workspace import atomic_write_text
-
-SCORING_FIELDS = ("role_consist_cands", "rejection_labels", "evidence")
-
-
-class WikiRoleItem(BaseModel):
-    model_config = ConfigDict(extra="allow")  # ref_messages, type, source, ... survive a round trip
-
-    system: str
-    prompts: list[str] = Field(min_length=1)
-    role_consist_cands: list[str] = Field(default_factory=list)
-    rejection_labels: list[int] = Field(default_factory=list)
-    evidence: list[str] = Field(default_factory=list)
-    meta: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lift(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        meta = dict(data.get("meta") or {})
-        if "rejection labels" in data:  # the spelling in Ditto's README
-            data.setdefault("rejection_labels", data.pop("rejection labels"))
-        for key in SCORING_FIELDS:
-            if key in meta:
-                value = meta.pop(key)
-                data.setdefault(key, value)
-        data["meta"] = meta
-        data["evidence"] = [_bullets(e) for e in data.get("evidence") or []]
-        return data
-
-    @model_validator(mode="after")
-    def _lengths(self) -> WikiRoleItem:
-        for key in ("rejection_labels", "evidence"):
-            given = getattr(self, key)
-            if given and len(given) != len(self.prompts):
-                raise ValueError(f"{key} has {len(given)} entries for {len(self.prompts)} prompts")
-        if not self.label:
-            raise ValueError("meta.label (the role's name) is missing")
-        return self
-
-    @property
-    def label(self) -> str:
-        return str(self.meta.get("label") or "").strip()
-
-    def character(self) -> Character:
-        """The role as a Character whose persona prompt is exactly `system` (knowledge comes from weights)."""
-        return Character(full_name=self.label, system_prompt=self.system)
-
-
-def _bullets(evidence: Any) -> str:
-    if isinstance(evidence, list):
-        return "\n".join(f"- {e}" for e in evidence)
-    return str(evidence)
-
-
-def read_wikirole(path: str | Path) -> list[WikiRoleItem]:
-    path = Path(path)
-    if not path.exists():
-        raise RolecraftError(f"{path}: no such file", "pass a WikiRoleEval JSONL file")
-    items = []
-    with path.open(encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(WikiRoleItem.model_validate(json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise RolecraftError(f"{path}:{number} is not valid JSON ({e.msg})", "one JSON object per line") from None
-            except ValidationError as e:
-                first = e.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "line"
-                raise RolecraftError(
-                    f"{path}:{number} is not a WikiRoleEval item ({where}: {first['msg']})",
-                    "give system, prompts[], meta.label, and per-prompt rejection_labels / evidence",
-                ) from None
-    if not items:
-        raise RolecraftError(f"{path}: no items", "one JSON object per line")
-    return items
-
-
-def write_wikirole(path: str | Path, items: Iterable[WikiRoleItem]) -> Path:
-    path = Path(path)
-    lines = [json.dumps(item.model_dump(), ensure_ascii=False) for item in items]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return path
-
-
-# -- running it --------------------------------------------------------------------------------------
 
 
 async def converse(items: Sequence[WikiRoleItem], spec: AgentSpec, pool: ModelPool, params: SamplingParams,

@@ -38,8 +38,9 @@ from pydantic import BaseModel
 
 from rolecraft.character import DEFAULT_USER
 from rolecraft.errors import RolecraftError
-from rolecraft.faithfulness.discriminators import Discriminator, Item
+from rolecraft.faithfulness.discriminators import Discriminator, Item, workspace_discriminators
 from rolecraft.llm.base import Message, as_messages
+from rolecraft.workspace import Workspace
 
 
 class StatementScore(BaseModel):
@@ -186,3 +187,11 @@ class APCScorer:
             return []
         results = self.score([messages[:i] for i in points], [[messages[i].content] for i in points])
         return [r[0] for r in results]
+
+
+def workspace_scorer(workspace: Workspace) -> APCScorer:
+    """The scorer a workspace's outputs define: its character's statements (extracted ones included)
+    and its trained discriminators. Every consumer (DPO pairs, evaluation) scores with this one."""
+    relevance, nli = workspace_discriminators(workspace)
+    character = workspace.character()
+    return APCScorer(character.name, character.statements or character.facts(), relevance, nli)

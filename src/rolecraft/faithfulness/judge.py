@@ -14,17 +14,17 @@ import numpy as np
 
 from rolecraft.errors import RolecraftError
 from rolecraft.faithfulness.discriminators import LABELS, Item, Kind
+from rolecraft.faithfulness.questions import nli_question, relevance_question
 from rolecraft.llm.base import ChatModel, SamplingParams, run_sync
-from rolecraft.synth.faithfulness_data import nli_question, relevance_question
 
 
 class JudgeDiscriminator:
     """Asks a chat model the labelling question. A local hf: model gives label-token probabilities."""
 
     def __init__(self, model: ChatModel, kind: Kind, batch_size: int = 8):
-        from rolecraft.llm.cache import CachedModel
-
-        self.model = model.inner if isinstance(model, CachedModel) else model
+        while hasattr(model, "inner"):  # label probabilities need the backend itself, not a cache over it
+            model = model.inner
+        self.model = model
         self.kind = kind
         self.labels = LABELS[kind]
         self.batch_size = batch_size

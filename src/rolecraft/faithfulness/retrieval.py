@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rolecraft.faithfulness.discriminators import ClassifierDiscriminator, Discriminator, Item, discriminator_dir
+from rolecraft.faithfulness.discriminators import Discriminator, Item
 from rolecraft.weights import LOAD_LOCK
-from rolecraft.workspace import Workspace
 
 
 class FactRetriever:
@@ -76,10 +75,3 @@ class FactRetriever:
             scores = self.relevance.predict([Item(self.character, self.facts[i], query) for i in order])[:, 1]
         best = np.argsort(-scores, kind="stable")[:k]
         return [self.facts[order[i]] for i in best]
-
-
-def workspace_retriever(workspace: Workspace, k: int = 5, candidates: int = 50) -> FactRetriever:
-    """Retrieval over the workspace character's statements and lore, ranked by its relevance classifier."""
-    character = workspace.character()
-    relevance = ClassifierDiscriminator(discriminator_dir(workspace, "relevance"))
-    return FactRetriever(character.name, character.facts(), relevance, candidates=candidates, k=k)

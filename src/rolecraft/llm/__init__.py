@@ -13,6 +13,7 @@ The provider table below is the only registry; each backend module is imported o
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
@@ -43,15 +44,24 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return provider, name
 
 
-def load_model(spec: str, **options: Any) -> ChatModel:
-    """Build the backend a spec names. Options go to the backend's constructor (e.g. `adapter=`)."""
+# Providers that apply a LoRA adapter themselves; an openai: server serves its adapters under model ids
+# of their own, so there the spec already names the adapter.
+ADAPTER_PROVIDERS = ("hf", "embedded", "vllm")
+
+
+def load_model(spec: str, adapter: str | Path | None = None, **options: Any) -> ChatModel:
+    """Build the backend a spec names, with `adapter` where the provider applies adapters itself.
+    Options go to the backend's constructor."""
     provider, name = parse_spec(spec)
+    if adapter is not None and provider in ADAPTER_PROVIDERS:
+        options["adapter"] = adapter
     module_name, _, attr = PROVIDERS[provider].partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
     return factory(name, **options)
 
 
 __all__ = [
+    "ADAPTER_PROVIDERS",
     "ChatModel",
     "Completion",
     "EMBEDDED",

@@ -8,8 +8,10 @@ conversations and get back one `Completion` per conversation, in order. Raw-text
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
@@ -141,6 +143,16 @@ class ChatModel(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"
+
+
+def adapter_digest(path: str | Path) -> str:
+    """A LoRA adapter's identity for the request cache: a hash of its weight files, so outputs cached
+    for an adapter are never reused after it is retrained (every backend keys adapters this way)."""
+    h = hashlib.sha256()
+    folder = Path(path)
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

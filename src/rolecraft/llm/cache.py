@@ -92,8 +92,12 @@ def request_key(identity: dict[str, Any], kind: str, payload: Any, params: Sampl
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+Progress = Callable[[int], None]  # called with the number of requests just finished
+
+
 class CachedModel(ChatModel):
-    """Wraps a backend with the request cache, usage counts and a per-result progress hook."""
+    """Wraps a backend with the request cache and usage counts. `progress`, when a caller passes one,
+    is told how many requests finished, as each batch finishes (cache hits at once)."""
 
     def __init__(self, inner: ChatModel, cache: RequestCache, usage: Usage | None = None):
         super().__init__(inner.name)
@@ -102,7 +106,6 @@ class CachedModel(ChatModel):
         self.batch_size = inner.batch_size
         self.cache = cache
         self.usage = usage or Usage()
-        self.on_result: Callable[[int], None] | None = None  # called with the count of finished requests
 
     @property
     def spec(self) -> str:
@@ -116,19 +119,21 @@ class CachedModel(ChatModel):
         conversations: Sequence[Conversation],
         params: SamplingParams,
         schema: dict[str, Any] | None = None,
+        *,
+        progress: Progress | None = None,
     ) -> list[Completion]:
         convs = [as_messages(c) for c in conversations]
         payloads = [[m.model_dump() for m in c] for c in convs]
-        return await self._run(
-            "chat", payloads, params, schema, lambda idx: self.inner.generate([convs[i] for i in idx], params, schema)
-        )
+        call = lambda idx: self.inner.generate([convs[i] for i in idx], params, schema)  # noqa: E731
+        return await self._run("chat", payloads, params, schema, call, progress)
 
-    async def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        return await self._run(
-            "text", list(prompts), params, None, lambda idx: self.inner.complete([prompts[i] for i in idx], params)
-        )
+    async def complete(
+        self, prompts: Sequence[str], params: SamplingParams, *, progress: Progress | None = None
+    ) -> list[Completion]:
+        call = lambda idx: self.inner.complete([prompts[i] for i in idx], params)  # noqa: E731
+        return await self._run("text", list(prompts), params, None, call, progress)
 
-    async def _run(self, kind, payloads, params, schema, call) -> list[Completion]:
+    async def _run(self, kind, payloads, params, schema, call, progress: Progress | None) -> list[Completion]:
         identity = self.inner.identity()
         keys = [request_key(identity, kind, p, params, schema) for p in payloads]
         results: list[Completion | None] = [None] * len(keys)
@@ -137,8 +142,8 @@ class CachedModel(ChatModel):
             if key in hits:
                 results[i] = hits[key]
                 self.usage.add(hits[key])
-        if hits and self.on_result:
-            self.on_result(sum(r is not None for r in results))
+        if hits and progress:
+            progress(sum(r is not None for r in results))
 
         async def run_batch(idx: list[int]) -> None:
             done = await call(idx)
@@ -148,8 +153,8 @@ class CachedModel(ChatModel):
             for i, c in zip(idx, done):
                 results[i] = c
                 self.usage.add(c)
-            if self.on_result:
-                self.on_result(len(idx))
+            if progress:
+                progress(len(idx))
 
         # Identical requests are asked once (they share a key, so they must share the answer).
         first = {key: i for i, key in reversed(list(enumerate(keys)))}
@@ -161,10 +166,14 @@ class CachedModel(ChatModel):
             if (idx := [i for i in range(start, min(start + size, len(keys))) if results[i] is None and first[keys[i]] == i])
         ]
         await asyncio.gather(*(run_batch(b) for b in batches))
+        repeated = 0
         for i, key in enumerate(keys):
             if results[i] is None:
                 results[i] = results[first[key]].model_copy(update={"cached": True})
                 self.usage.add(results[i])
+                repeated += 1
+        if repeated and progress:
+            progress(repeated)
         return [r for r in results if r is not None]
 
     async def aclose(self) -> None:

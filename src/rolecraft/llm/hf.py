@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, as_messages
+from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, adapter_digest, as_messages
 from rolecraft.memory import release_memory, trim_heap
 from rolecraft.weights import LOAD_LOCK
 
@@ -28,14 +28,6 @@ PLAIN_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant:{% endif %}"
 )
-
-
-def _digest(path: Path) -> str:
-    """Content hash of an adapter folder's weights, so retraining invalidates cached outputs."""
-    h = hashlib.sha256()
-    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 class HFChatModel(ChatModel):
@@ -76,7 +68,7 @@ class HFChatModel(ChatModel):
     def identity(self) -> dict[str, Any]:
         ident = {"provider": self.provider, "name": self.name}
         if self.adapter:
-            ident["adapter"] = _digest(self.adapter)
+            ident["adapter"] = adapter_digest(self.adapter)
         return ident
 
     # -- loading -------------------------------------------------------------------------------

@@ -71,6 +71,40 @@ async def generate_structured(
     conversations: Sequence[Conversation],
     output: type[T],
     params: SamplingParams,
+    **options: Any,
 ) -> list[Structured[T]]:
-    completions = await model.generate(conversations, params, schema=schema_of(output))
+    """Typed answers, one per conversation. `options` go to the model's generate (e.g. a pool
+    model's `progress=`)."""
+    completions = await model.generate(conversations, params, schema=schema_of(output), **options)
     return [parse_as(output, c) for c in completions]
+
+
+def max_json_length(model: type[BaseModel]) -> int:
+    """An upper bound on the characters of a schema-constrained answer of `model` (every string
+    character counted twice, for escapes like \\n; one optional space around each separator). A
+    token is at least one character, so as `max_tokens` it never cuts an answer off — and costs
+    nothing, since generation stops where the JSON closes. Strings and lists must be bounded."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def bound(node: dict) -> int:
+        if "$ref" in node:
+            return bound(defs[node["$ref"].rsplit("/", 1)[-1]])
+        if "enum" in node or "const" in node:
+            return max(len(json.dumps(v)) for v in node.get("enum", [node.get("const")]))
+        kind = node.get("type")
+        if kind == "string":
+            return 2 * node["maxLength"] + 2
+        if kind == "array":
+            return 4 + node["maxItems"] * (bound(node["items"]) + 3)
+        if kind == "object":
+            return 4 + sum(len(key) + 8 + bound(prop) for key, prop in node["properties"].items())
+        return 24  # numbers, booleans, null
+
+    return bound(schema)
+
+
+def token_limit(model: type[BaseModel], cap: int = 8192) -> int:
+    """`max_tokens` for a constrained answer: the schema bound, capped so a server with a short
+    context does not refuse the request outright."""
+    return min(max_json_length(model) + 16, cap)

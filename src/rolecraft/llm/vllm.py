@@ -7,13 +7,12 @@ one clear line instead of an ImportError at `import rolecraft`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, as_messages
+from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, adapter_digest, as_messages
 
 
 class VLLMChatModel(ChatModel):
@@ -40,8 +39,7 @@ class VLLMChatModel(ChatModel):
     def identity(self) -> dict[str, Any]:
         ident = {"provider": self.provider, "name": self.name}
         if self.adapter:
-            weights = sorted(Path(self.adapter).glob("*.safetensors"))
-            ident["adapter"] = hashlib.sha256(b"".join(f.read_bytes() for f in weights)).hexdigest()[:16]
+            ident["adapter"] = adapter_digest(self.adapter)
         return ident
 
     def _sampling(self, params: SamplingParams, schema: dict[str, Any] | None):

@@ -11,28 +11,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from rolecraft.datasets.preference import PreferenceSettings
-from rolecraft.faithfulness.discriminators import DiscriminatorSettings
+from rolecraft.eval.run import EvalCounts
 from rolecraft.synth.experiences import ExperienceSettings
-from rolecraft.synth.faithfulness_data import FaithfulnessDataSettings
+from rolecraft.synth.preference import PreferenceSettings
 from rolecraft.synth.protective import ProtectiveSettings
 from rolecraft.synth.queries import QuerySettings
+from rolecraft.synth.relevance import FaithfulnessDataSettings
 from rolecraft.synth.scenes import SceneSettings
 from rolecraft.synth.selfalign import SelfAlignConfig
 from rolecraft.synth.statements import StatementSettings
+from rolecraft.train.discriminators import DiscriminatorSettings
 from rolecraft.train.sft import SFTSettings
 
 PresetName = Literal["tiny", "paper"]
-
-
-class EvalCounts(BaseModel):
-    single: int | None = None  # topic 1–3 questions asked single-turn (None: all)
-    probes: int | None = None  # knowledge-boundary probes (None: all)
-    multi: int | None = 10  # multi-turn goals
-    rounds: int = 5
-    samples: int = 1  # judge samples per judgement
-    reply_tokens: int = 256
-    judge_tokens: int = 384
 
 
 class Preset(BaseModel):
@@ -49,7 +40,6 @@ class Preset(BaseModel):
     preference: PreferenceSettings
     dpo_config: dict[str, Any] = Field(default_factory=dict)  # TRL DPOConfig fields over our defaults
     dpo_rank: int = 32
-    held_out_queries: float = 0.25  # share of queries kept out of DPO for the evaluation
     eval: EvalCounts = Field(default_factory=EvalCounts)
     selfalign: SelfAlignConfig | None = None  # Ditto's self-aligned dialogues, added to SFT when asked
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from rolecraft.agent import Agent, Style
-from rolecraft.agent.loading import fact_retriever, find_adapter, resolve_character, with_statements
+from rolecraft.agent import Agent, Style, assemble
+from rolecraft.agent.loading import resolve_character
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
-from rolecraft.workspace import Workspace
+from rolecraft.workspace import Workspace, with_statements
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,11 @@ def build_agents(
     else:
         model_for = _remote_models(backend)
 
-    def retriever(s: ServedCharacter):
-        return fact_retriever(s.character, Workspace(s.workspace) if s.workspace else None) if retrieval else None
-
-    return {s.id: Agent(s.character, model_for(s), retriever=retriever(s), style=style, **agent_options) for s in served}
+    return {
+        s.id: assemble(s.character, Workspace(s.workspace) if s.workspace else None, model_for(s), retrieval=retrieval,
+                       style=style, **agent_options)
+        for s in served
+    }
 
 
 def vllm_command(served: Sequence[ServedCharacter], base: str) -> str:
@@ -106,14 +107,14 @@ def _workspaces(root: Path) -> list[Workspace]:
 
 def _served(character: Character, ws: Workspace | None) -> ServedCharacter:
     return ServedCharacter(
-        id=character.slug, character=character, workspace=ws.root if ws else None, adapter=find_adapter(ws, "auto")
+        id=character.slug, character=character, workspace=ws.root if ws else None, adapter=ws.best_adapter() if ws else None
     )
 
 
 def _local_models(served: Sequence[ServedCharacter], spec: str):
     from rolecraft.llm import load_model, parse_spec
     from rolecraft.llm.hf import HFChatModel
-    from rolecraft.serve.multi_lora import MultiLoraModel
+    from rolecraft.llm.multi_lora import MultiLoraModel
 
     if parse_spec(spec)[0] not in ("hf", "embedded"):
         raise RolecraftError(

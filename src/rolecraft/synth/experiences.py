@@ -15,11 +15,15 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
+from rolecraft.formats.experience import Experience, Scene, Turn
 from rolecraft.llm import Message
-from rolecraft.llm.cache import CachedModel
+from rolecraft.llm.batching import Batched
+from rolecraft.llm.structured import token_limit
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.generate import TeacherSettings, generate_rows, generate_texts
 from rolecraft.synth.parse import check_script, normalize_roles, parse_script, target_aliases
-from rolecraft.synth.records import Experience, Scene, TeacherSettings, Turn, token_limit
-from rolecraft.synth.runner import Rejections, generate_rows, generate_texts
+from rolecraft.synth.scenes import ScenesStep
 
 SYSTEM = "You are a professional scriptwriter."
 
@@ -96,7 +100,7 @@ def exchanges_to_turns(character: Character, exchanges: Sequence[BaseModel]) -> 
 
 async def write_scripts(
     character: Character,
-    model: CachedModel,
+    model: Batched,
     prompts: Sequence[Sequence[Message]],
     settings: ExperienceSettings,
     description: str,
@@ -117,7 +121,7 @@ async def write_scripts(
 
 
 async def make_experiences(
-    character: Character, model: CachedModel, scenes: Sequence[Scene], settings: ExperienceSettings
+    character: Character, model: Batched, scenes: Sequence[Scene], settings: ExperienceSettings
 ) -> tuple[list[Experience], Rejections]:
     """One script per scene; the usable ones become Experiences, the rest are counted by reason."""
     prompts = [experience_prompt(character, scene, settings) for scene in scenes]
@@ -142,3 +146,16 @@ async def make_experiences(
             )
         )
     return experiences, rejected
+
+
+class ExperiencesStep(Step):
+    """Writes `experiences.jsonl`: one script per scene that passes the checks."""
+
+    name = "experiences"
+    record = Experience
+    reads = (ScenesStep,)
+    roles = ("teacher",)
+
+    async def run(self, ctx: Context) -> Output:
+        kept, rejections = await make_experiences(ctx.character(), ctx.model("teacher"), ctx.read(ScenesStep), self.settings)
+        return Output(kept, rejections)

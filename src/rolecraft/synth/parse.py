@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 
 from rolecraft.character import Character
-from rolecraft.synth.records import Action, Turn
+from rolecraft.formats.experience import Action, Turn, as_action
 
 _DECOR = "*_#>` \t"
 _HEADER = re.compile(
@@ -38,11 +38,6 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 MIN_TURNS = 3
 MIN_BACKGROUND_LETTERS = 10
-
-
-def as_action(text: str) -> Action:
-    """Anything about thinking is thinking; every other stage direction (whispering, ...) is speech."""
-    return "thinking" if re.search(r"think|thought", text, re.IGNORECASE) else "speaking"
 
 
 def _clean(text: str) -> str:

@@ -14,11 +14,15 @@ import random
 from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
+from rolecraft.formats.experience import Experience, Turn
 from rolecraft.llm import Message
-from rolecraft.llm.cache import CachedModel
+from rolecraft.llm.batching import Batched
+from rolecraft.llm.structured import token_limit
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.experiences import ExperiencesStep
+from rolecraft.synth.generate import TeacherSettings, generate_rows, generate_texts
 from rolecraft.synth.parse import check_script, normalize_roles, parse_script, target_aliases
-from rolecraft.synth.records import Experience, TeacherSettings, Turn, token_limit
-from rolecraft.synth.runner import Rejections, generate_rows, generate_texts
 
 VISITORS = ["Lily", "Miles", "Nora", "Theo", "Ada", "Felix", "Iris", "Leo", "Maya", "Owen"]
 THEMES = [
@@ -86,7 +90,7 @@ def protective_prompt(character: Character, paragraph: str, visitor: str, theme:
 
 
 async def make_protective(
-    character: Character, model: CachedModel, count: int, settings: ProtectiveSettings
+    character: Character, model: Batched, count: int, settings: ProtectiveSettings
 ) -> tuple[list[Experience], Rejections]:
     """`count` protective scripts over the character's paragraphs, rejections counted by reason."""
     paragraphs = character.knowledge()
@@ -137,3 +141,17 @@ async def make_protective(
             )
         )
     return experiences, rejected
+
+
+class ProtectiveStep(Step):
+    """Writes `protective.jsonl`: as many protective scripts as the settings ask per regular experience."""
+
+    name = "protective"
+    record = Experience
+    reads = (ExperiencesStep,)
+    roles = ("teacher",)
+
+    async def run(self, ctx: Context) -> Output:
+        count = self.settings.count(len(ctx.read(ExperiencesStep)))
+        safe, rejections = await make_protective(ctx.character(), ctx.model("teacher"), count, self.settings)
+        return Output(safe, rejections)

@@ -11,11 +11,13 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, create_model
 
-from rolecraft.llm import Message, SamplingParams, run_sync
-from rolecraft.llm.cache import CachedModel
-from rolecraft.synth.apc_records import StatementQueries, StatementRecord, save_stage, statements_of
-from rolecraft.synth.runner import Rejections, generate_rows
-from rolecraft.workspace import Workspace
+from rolecraft.formats.apc import StatementQueries, statements_of
+from rolecraft.llm import Message, SamplingParams
+from rolecraft.llm.batching import Batched
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.generate import generate_rows
+from rolecraft.synth.statements import StatementsStep
 
 SYSTEM = "You help build AI characters. You write things human users might say to an AI character."
 
@@ -55,7 +57,7 @@ def query_prompt(character: str, statement: str, n: int) -> list[Message]:
 
 
 async def write_queries(
-    character: str, statements: Sequence[str], teacher: CachedModel, settings: QuerySettings = QuerySettings()
+    character: str, statements: Sequence[str], teacher: Batched, settings: QuerySettings = QuerySettings()
 ) -> tuple[list[StatementQueries], Rejections]:
     prompts = [query_prompt(character, s, settings.per_statement) for s in statements]
     params = SamplingParams(temperature=settings.temperature, max_tokens=settings.max_tokens, seed=settings.seed)
@@ -79,15 +81,15 @@ async def write_queries(
     return rows, rejections
 
 
-def queries_stage(
-    workspace: Workspace,
-    statements: Sequence[StatementRecord],
-    teacher: CachedModel,
-    settings: QuerySettings = QuerySettings(),
-) -> list[StatementQueries]:
+class QueriesStep(Step):
     """Writes `statement_queries.jsonl`."""
-    character = workspace.character().name
-    start = teacher.usage.as_dict()
-    rows, rejections = run_sync(write_queries(character, statements_of(statements), teacher, settings))
-    save_stage(workspace, "statement_queries", rows, rejections, teacher, settings, start)
-    return rows
+
+    name = "statement_queries"
+    record = StatementQueries
+    reads = (StatementsStep,)
+    roles = ("teacher",)
+
+    async def run(self, ctx: Context) -> Output:
+        statements = statements_of(ctx.read(StatementsStep))
+        rows, rejections = await write_queries(ctx.character().name, statements, ctx.model("teacher"), self.settings)
+        return Output(rows, rejections)

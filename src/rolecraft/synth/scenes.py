@@ -15,11 +15,14 @@ from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
+from rolecraft.formats.experience import Scene
 from rolecraft.llm import Message
-from rolecraft.llm.cache import CachedModel
+from rolecraft.llm.batching import Batched
+from rolecraft.llm.structured import token_limit
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.generate import TeacherSettings, generate_rows, generate_texts
 from rolecraft.synth.parse import parse_scenes
-from rolecraft.synth.records import Scene, TeacherSettings, token_limit
-from rolecraft.synth.runner import Rejections, generate_rows, generate_texts
 
 SceneType = Literal["chat", "debate", "discussion", "speech", "interview", "meeting", "lesson", "argument"]
 FOCUS = [
@@ -107,7 +110,7 @@ def _letters(text: str) -> int:
 
 
 async def make_scenes(
-    character: Character, model: CachedModel, settings: SceneSettings
+    character: Character, model: Batched, settings: SceneSettings
 ) -> tuple[list[Scene], Rejections]:
     """Scenes for one character, with the rejections counted by reason."""
     paragraphs = character.knowledge()
@@ -157,3 +160,15 @@ async def make_scenes(
                     )
                 )
     return scenes, rejected
+
+
+class ScenesStep(Step):
+    """Writes `scenes.jsonl`."""
+
+    name = "scenes"
+    record = Scene
+    roles = ("teacher",)
+
+    async def run(self, ctx: Context) -> Output:
+        scenes, rejections = await make_scenes(ctx.character(), ctx.model("teacher"), self.settings)
+        return Output(scenes, rejections)

@@ -25,7 +25,7 @@ from typing import Any
 
 from rolecraft.character import Character
 from rolecraft.synth.selfalign import CharacterResult, SelfAlignConfig, synthesize
-from rolecraft.synth.selfalign_run import SelfAlignSummary, Shard, finish, pending, prepare, save_shard
+from rolecraft.synth.selfalign_shards import SelfAlignResult, Shard, collect, pending, prepare, save_shard
 from rolecraft.workspace import Workspace
 
 # Workers see only the environment we hand them (Ray's runtime_env), so forward what shapes a run.
@@ -64,8 +64,8 @@ def run_selfalign_ray(
     num_cpus: float = 0.5,
     num_gpus: float = 0.0,
     address: str | None = None,
-) -> SelfAlignSummary:
-    """Synthesize on `workers` Ray actors; writes the same files as `selfalign_run.run_selfalign`.
+) -> SelfAlignResult:
+    """Synthesize on `workers` Ray actors; the same shards and result as `selfalign_run.run_selfalign`.
 
     `num_cpus` is per actor and fractional on purpose: whole CPUs for every actor leave none for
     Ray Data's own tasks, and the pipeline can stall on a small machine.
@@ -102,4 +102,4 @@ def run_selfalign_ray(
                 results = [CharacterResult.model_validate_json(line) for line in str(row["results"]).splitlines()]
                 save_shard(workspace, shard, results)
                 advance(len(shard.tasks))
-    return finish(workspace, shards, config, model, len(shards) - len(todo), started, f"ray ({workers} workers)")
+    return collect(workspace, shards, len(shards) - len(todo), started, f"ray ({workers} workers)")

@@ -1,119 +1,34 @@
-"""Self-alignment runs: shards on disk, resume, and the stage's outputs — shared by the in-process run
-(here) and the Ray run (`selfalign_ray`), so both write the same files.
-
-    WORKSPACE/selfalign-shards/00000-<key>.jsonl   one CharacterResult per line; present = finished
-    WORKSPACE/selfalign.jsonl                      the training dialogues, in character order
-    WORKSPACE/selfalign-eval.jsonl                 held-out questions in the WikiRoleEval schema
-    WORKSPACE/manifest.json                        settings, counts, rejections, time
-
-A shard's key hashes the settings, the model spec and the shard's planned work, so a rerun with the
-same inputs skips finished shards, and a changed setting never reuses a stale one.
-"""
+"""Self-alignment in one process (shard after shard), and the self-alignment step."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import asyncio
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from rolecraft.character import Character
-from rolecraft.errors import RolecraftError
+from rolecraft.llm import load_model, run_sync
 from rolecraft.llm.base import ChatModel
-from rolecraft.synth.selfalign import (
-    CharacterResult,
-    SelfAlignConfig,
-    SelfAlignDialogue,
-    SelfAlignTask,
-    plan,
-    synthesize,
-)
-from rolecraft.workspace import Workspace, read_jsonl, write_jsonl
-
-STAGE = "selfalign"
-EVAL_STAGE = "selfalign-eval"
-SHARDS = "selfalign-shards"
-
-
-class Shard(BaseModel):
-    index: int
-    key: str  # hash of everything that decides the shard's rows: a changed setting is a new shard
-    tasks: list[SelfAlignTask]
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.index:05d}-{self.key}.jsonl"
-
-
-def make_shards(tasks: Sequence[SelfAlignTask], config: SelfAlignConfig, model_identity: dict[str, Any]) -> list[Shard]:
-    shards = []
-    for index, start in enumerate(range(0, len(tasks), config.shard_size)):
-        chunk = list(tasks[start : start + config.shard_size])
-        blob = json.dumps(
-            {"config": config.model_dump(), "model": model_identity, "tasks": [t.model_dump(mode="json") for t in chunk]},
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        shards.append(Shard(index=index, key=hashlib.sha256(blob.encode()).hexdigest()[:12], tasks=chunk))
-    return shards
-
-
-class SelfAlignSummary(BaseModel):
-    characters: int
-    shards: int
-    shards_reused: int
-    dialogues: int
-    turns: int
-    contrastive_turns: int
-    eval_dialogues: int
-    rejections: dict[str, int]
-    completion_tokens: int
-    seconds: float
-    backend: str
-
-
-def prepare(
-    characters: Sequence[Character], model: str, config: SelfAlignConfig, options: dict[str, Any] | None = None,
-    encoder: str | Path | None = None,
-) -> list[Shard]:
-    """Plan every character and cut the plan into shards. The model is named, never loaded, here:
-    building a vLLM backend would start an engine on the driver."""
-    if not characters:
-        raise RolecraftError("the character set is empty", "give a folder of profiles/cards or a JSONL of records")
-    return make_shards(plan(characters, config, encoder), config, {"spec": model, "options": options or {}})
-
-
-def shard_path(workspace: Workspace, shard: Shard) -> Path:
-    return workspace.path(SHARDS) / shard.file_name
-
-
-def pending(workspace: Workspace, shards: Sequence[Shard]) -> list[Shard]:
-    """Shards without a finished file: the work a (re)run still has to do."""
-    return [s for s in shards if not shard_path(workspace, s).exists()]
-
-
-def save_shard(workspace: Workspace, shard: Shard, results: Sequence[CharacterResult]) -> None:
-    write_jsonl(shard_path(workspace, shard), results)  # atomic: a file that exists is a finished shard
+from rolecraft.progress import progress
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.selfalign import SelfAlignConfig, SelfAlignDialogue, synthesize
+from rolecraft.synth.selfalign_shards import STAGE, SelfAlignResult, collect, pending, prepare, save_shard
+from rolecraft.workspace import Workspace
 
 
 def run_selfalign(
     characters: Sequence[Character], model: str | ChatModel, workspace: Workspace, config: SelfAlignConfig,
     options: dict[str, Any] | None = None, encoder: str | Path | None = None,
-) -> SelfAlignSummary:
+) -> SelfAlignResult:
     """In-process run: shard after shard, in one process.
 
     No request cache here, on purpose: a cache hit on a prompt repeated in an earlier shard would
     shrink a batch, and backends that seed sampling per batch (hf) would then sample differently
     from a Ray run. The finished shard is the unit of resume for both.
     """
-    from rolecraft.llm import load_model, run_sync
-    from rolecraft.progress import progress
-
     started = time.perf_counter()
     spec = model if isinstance(model, str) else model.spec
     shards = prepare(characters, spec, config, options, encoder)
@@ -129,85 +44,37 @@ def run_selfalign(
         with progress(len(characters), "self-alignment (characters)") as advance:
             advance(len(characters) - sum(len(s.tasks) for s in todo))
             run_sync(run_shards(advance))
-    return finish(workspace, shards, config, spec, len(shards) - len(todo), started, "in-process")
+    return collect(workspace, shards, len(shards) - len(todo), started, "in-process")
 
 
-def finish(
-    workspace: Workspace, shards: Sequence[Shard], config: SelfAlignConfig, model: str, reused: int,
-    started: float, backend: str,
-) -> SelfAlignSummary:
-    """Join the shard files in order into `selfalign.jsonl` (+ the WikiRoleEval set) and the manifest."""
-    results = [r for s in shards for r in read_jsonl(shard_path(workspace, s), CharacterResult)]
-    dialogues = [d for r in results for d in r.dialogues]
-    train = [d for d in dialogues if d.split == "train"]
-    held_out = [d for d in dialogues if d.split == "eval"]
-    workspace.write(STAGE, train)
-    if held_out:
-        write_eval_set(workspace, held_out, {t.id: t.character for s in shards for t in s.tasks})
-    rejections = sum((Counter(r.rejections) for r in results), Counter())
-    summary = SelfAlignSummary(
-        characters=len(results), shards=len(shards), shards_reused=reused, dialogues=len(train),
-        turns=sum(len(d.turns) for d in train),
-        contrastive_turns=sum(not t.query.should_know for d in train for t in d.turns),
-        eval_dialogues=len(held_out), rejections=dict(rejections),
-        completion_tokens=sum(r.completion_tokens for r in results),
-        seconds=round(time.perf_counter() - started, 2), backend=backend,
-    )
-    workspace.record_stage(STAGE, status="done", model=model, settings=config.model_dump(), **summary.model_dump())
-    return summary
+class SelfAlignStep(Step):
+    """Writes `selfalign.jsonl`. In a build the teacher simulates the character's own dialogues; for a
+    set of characters (`rolecraft selfalign`) pass them as `characters`, and `ray` runs the shards on
+    Ray Data (`selfalign_ray`)."""
 
+    name = STAGE
+    record = SelfAlignDialogue
+    roles = ("teacher",)
 
-def write_eval_set(workspace: Workspace, dialogues: Sequence[SelfAlignDialogue], characters: dict[str, Character]) -> Path:
-    """Held-out dialogues as WikiRoleEval items: the questions, labels and evidence; no answers —
-    the model under test gives those. Written through the one WikiRoleEval reader/writer."""
-    from rolecraft.charset import aliases, language
-    from rolecraft.eval.wikiroleeval import WikiRoleItem, write_wikirole
+    def __init__(self, settings: SelfAlignConfig, characters: Sequence[Character] | None = None,
+                 ray: dict[str, Any] | None = None, encoder: str | Path | None = None):
+        super().__init__(settings)
+        self.characters, self.ray, self.encoder = characters, ray, encoder
 
-    items = []
-    for d in dialogues:
-        c = characters[d.character]
-        record = dict(c.source.card or {}) if c.source.kind == "records" else {}
-        items.append(
-            WikiRoleItem(
-                system=d.system,
-                prompts=[t.query.question for t in d.turns],
-                role_consist_cands=d.candidates,
-                rejection_labels=[int(not t.query.should_know) for t in d.turns],
-                # A contrastive turn's evidence says whose fact it is, so a knowledge judge does not
-                # expect the role to recite another character's life.
-                evidence=[
-                    f"- {t.query.knowledge}" if t.query.should_know
-                    else f"- This is about {t.query.source_name}, not {c.full_name}: {t.query.knowledge}"
-                    for t in d.turns
-                ],
-                meta={
-                    **record,
-                    "label": c.full_name,
-                    "description": c.expand(c.description),
-                    "aliases": aliases(c),
-                    "lang": language(c),
-                    "summary": record.get("summary") or c.profile_text()[:1500],
-                },
-                source="rolecraft-selfalign",
-                id=d.id,
-                source_characters=[t.query.source_character for t in d.turns],
-            )
-        )
-    return write_wikirole(workspace.path(f"{EVAL_STAGE}.jsonl"), items)
+    def fingerprint(self) -> Any:
+        cast = [c.model_dump(mode="json") for c in self.characters] if self.characters else None
+        return [super().fingerprint(), cast, self.ray, str(self.encoder or "")]
 
+    async def run(self, ctx: Context) -> Output:
+        cast = list(self.characters or [ctx.character()])
+        spec = ctx.models.teacher
+        if self.ray is not None:
+            from rolecraft.synth.selfalign_ray import run_selfalign_ray
 
-def train_selfalign(workspace: Workspace, settings: Any, config: Any = None, name: str = STAGE, resume: bool = True):
-    """One model for all characters: SFT on the mixed dialogues through the same trainer as experience
-    upload (`rolecraft.train.sft`), in chat format with loss on the characters' answers only.
-    `settings`: a `train.sft.SFTSettings`; `config`: a TRL SFTConfig or a dict of its fields."""
-    from rolecraft.datasets.sft import SFTRow
-    from rolecraft.train.sft import train_sft
-
-    dialogues = workspace.read(STAGE, SelfAlignDialogue)
-    rows = [SFTRow(messages=d.messages(), source=d.id) for d in dialogues]
-    # The trainer names the character it trained in its report; here that is the whole set.
-    cast = Character(full_name=f"{len({d.character for d in dialogues})} characters ({workspace.root.name})")
-    result = train_sft(cast, [], settings.model_copy(update={"format": "chat"}), workspace.path(f"adapters/{name}"),
-                       config=config, resume=resume, rows=rows)
-    workspace.record_stage(f"sft:{name}", status="done", **result.model_dump())
-    return result
+            work = lambda: run_selfalign_ray(cast, spec, ctx.workspace, self.settings, encoder=self.encoder, **self.ray)  # noqa: E731
+        else:
+            work = lambda: run_selfalign(cast, spec, ctx.workspace, self.settings, encoder=self.encoder)  # noqa: E731
+        # Shards run on an event loop of their own (their backend's lock lives in it).
+        result = await asyncio.to_thread(work)
+        info = result.summary.model_dump(exclude={"rejections"})
+        return Output(result.train, Rejections(result.summary.rejections), info)

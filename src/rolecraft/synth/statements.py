@@ -14,11 +14,13 @@ from functools import lru_cache
 from pydantic import BaseModel, Field, create_model
 
 from rolecraft.character import Character
-from rolecraft.llm import Message, SamplingParams, run_sync
-from rolecraft.llm.cache import CachedModel
-from rolecraft.synth.apc_records import StatementRecord, save_stage
-from rolecraft.synth.runner import Rejections, generate_rows
-from rolecraft.workspace import Workspace
+from rolecraft.formats.apc import StatementRecord
+from rolecraft.llm import Message, SamplingParams
+from rolecraft.llm.batching import Batched
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.generate import generate_rows
+from rolecraft.workspace import STATEMENTS
 
 MAX_WORDS = 60
 
@@ -110,7 +112,7 @@ def clean_statement(text: str, character: Character, names: list[str]) -> tuple[
 
 
 async def extract_statements(
-    character: Character, teacher: CachedModel, settings: StatementSettings = StatementSettings()
+    character: Character, teacher: Batched, settings: StatementSettings = StatementSettings()
 ) -> tuple[list[StatementRecord], Rejections]:
     """Statements for every passage of `character`, in passage order, duplicates removed."""
     texts = passages(character)
@@ -141,14 +143,14 @@ async def extract_statements(
     return records, rejections
 
 
-def statements_stage(
-    workspace: Workspace, teacher: CachedModel, settings: StatementSettings = StatementSettings()
-) -> list[StatementRecord]:
-    """Run the step for the workspace's character: writes `statements.jsonl` and the manifest entry.
-    The agent, retrieval and scoring add these to the character's own statements when they load it
-    (`rolecraft.agent.loading.with_statements`)."""
-    character = workspace.character()
-    start = teacher.usage.as_dict()
-    records, rejections = run_sync(extract_statements(character, teacher, settings))
-    save_stage(workspace, "statements", records, rejections, teacher, settings, start)
-    return records
+class StatementsStep(Step):
+    """Writes `statements.jsonl`; the workspace adds these to the character's own statements whenever it
+    hands the character out (`Workspace.character`)."""
+
+    name = STATEMENTS
+    record = StatementRecord
+    roles = ("teacher",)
+
+    async def run(self, ctx: Context) -> Output:
+        records, rejections = await extract_statements(ctx.workspace.stored_character(), ctx.model("teacher"), self.settings)
+        return Output(records, rejections)

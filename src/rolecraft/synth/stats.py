@@ -1,48 +1,20 @@
-"""What the experience stages produced and rejected: the manifest entry per stage, and the per-character
-table of the paper (# scenes, # words, # turns per scene) plus protective and rejection counts."""
+"""What the experience steps produced and rejected: the per-character table of the paper (# scenes,
+# words, # turns per scene) plus protective scripts and rejections by reason (from the manifest)."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rolecraft.llm.cache import CachedModel
-from rolecraft.synth.records import Experience, Scene
-from rolecraft.synth.runner import Rejections
+from rolecraft.synth.experiences import ExperiencesStep
+from rolecraft.synth.protective import ProtectiveStep
+from rolecraft.synth.scenes import ScenesStep
 from rolecraft.workspace import Workspace, atomic_write_text
 
-STAGES = ("scenes", "experiences", "protective")
-R = TypeVar("R", bound=BaseModel)
-
-
-async def run_stage(
-    workspace: Workspace,
-    stage: str,
-    work: Awaitable[tuple[list[R], Rejections]],
-    *,
-    model: CachedModel,
-    settings: BaseModel,
-) -> tuple[list[R], Rejections]:
-    """Await a stage, write its records and its manifest entry (counts, rejections by reason, calls,
-    tokens, seconds). `work` is the stage call, e.g. `make_scenes(character, model, settings)`."""
-    started, before = time.time(), model.usage.as_dict()
-    records, rejections = await work
-    workspace.write(stage, records)
-    workspace.record_stage(
-        stage,
-        status="done",
-        count=len(records),
-        rejections=dict(rejections),
-        model=model.spec,
-        settings=settings.model_dump(),
-        usage={k: v - before.get(k, 0) for k, v in model.usage.as_dict().items()},
-        seconds=round(time.time() - started, 2),
-    )
-    return records, rejections
+STEPS = (ScenesStep, ExperiencesStep, ProtectiveStep)
 
 
 class CharacterStats(BaseModel):
@@ -62,9 +34,7 @@ class CharacterStats(BaseModel):
 def character_stats(workspace: Workspace) -> CharacterStats:
     """Statistics of one workspace; also saved as `stats.json` there."""
     character = workspace.character()
-    scenes = workspace.read("scenes", Scene) if workspace.has("scenes") else []
-    regular = workspace.read("experiences", Experience) if workspace.has("experiences") else []
-    protective = workspace.read("protective", Experience) if workspace.has("protective") else []
+    scenes, regular, protective = (workspace.read(s.name, s.record) if workspace.has(s.name) else [] for s in STEPS)
     stats = CharacterStats(
         character=character.full_name,
         scenes=len(scenes),
@@ -72,7 +42,7 @@ def character_stats(workspace: Workspace) -> CharacterStats:
         protective=len(protective),
         words=sum(e.words() for e in [*regular, *protective]),
         turns_per_scene=round(sum(len(e.dialogue) for e in regular) / len(regular), 1) if regular else 0.0,
-        rejections={s: r for s in STAGES if (r := workspace.stage_info(s).get("rejections"))},
+        rejections={s.name: r for s in STEPS if (r := workspace.entry(s.name).get("rejections"))},
     )
     atomic_write_text(workspace.path("stats.json"), stats.model_dump_json(indent=2))
     return stats

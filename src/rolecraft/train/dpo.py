@@ -3,8 +3,9 @@
 The student is a local hf: (or embedded) model, optionally with the adapter it starts from:
 - no adapter: a fresh LoRA (`lora`) is trained; the reference model is the base with the adapter
   disabled, exactly the agent DPO started from;
-- `hf:BASE@SFT_ADAPTER`: the SFT adapter itself is trained further, and TRL keeps a frozen copy of it
-  as the reference, so the reference is again the agent DPO started from.
+- an SFT adapter (`adapter=` or `hf:BASE@SFT_ADAPTER`): that adapter is loaded trainable and trained
+  further, and TRL keeps a frozen copy of it as the reference, so the reference is again the agent
+  DPO started from.
 
 TRL's `DPOConfig` is passed through untouched (`dpo_config()` only fills in the paper's values and a
 CPU-safe precision). The adapter lands in `out` with `training.json` describing what produced it.
@@ -22,8 +23,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from rolecraft.errors import RolecraftError
+from rolecraft.formats.apc import PreferenceRecord
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.preference import PreferenceStep
+from rolecraft.train.student import load_trainable, lora_config, spec_adapter
 from rolecraft.workspace import folder_in_place
-from rolecraft.synth.apc_records import PreferenceRecord
 
 SETTINGS_FILE = "training.json"
 
@@ -44,7 +48,7 @@ def dpo_config(output_dir: str | Path = "dpo-trainer", **overrides: Any):
         gradient_accumulation_steps=8,
         num_train_epochs=1,
         bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=cuda,
+        activation_checkpointing=cuda,
         use_cpu=not cuda,
         save_strategy="no",
         logging_steps=1,
@@ -53,32 +57,11 @@ def dpo_config(output_dir: str | Path = "dpo-trainer", **overrides: Any):
     return DPOConfig(**{**defaults, **overrides})
 
 
-def lora_config(r: int = 32, **overrides: Any):
-    """LoRA on every linear layer; the reference uses rank >= 32."""
-    from peft import LoraConfig
-
-    defaults: dict[str, Any] = dict(r=r, lora_alpha=2 * r, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
-    return LoraConfig(**{**defaults, **overrides})
-
-
 class DPOResult(BaseModel):
     adapter: str
     rows: int
     metrics: dict[str, float]
     seconds: float
-
-
-def _student(spec: str, adapter: str | Path | None):
-    from rolecraft.llm import load_model
-    from rolecraft.llm.hf import HFChatModel
-
-    student = load_model(spec, **({"adapter": adapter} if adapter else {}))
-    if not isinstance(student, HFChatModel):
-        raise RolecraftError(
-            f"DPO trains a local model, and '{spec}' is not one",
-            "pass the student as hf:PATH, hf:PATH@ADAPTER or 'embedded'",
-        )
-    return student
 
 
 def train_dpo(
@@ -91,8 +74,8 @@ def train_dpo(
 ) -> DPOResult:
     """Train on `rows` and save the adapter to `out`. `student`: hf:PATH[@ADAPTER] or 'embedded';
     `adapter`: the adapter to start from (or in the spec); `config`: a trl.DPOConfig (default
-    `dpo_config()`); `lora`: a peft.LoraConfig for a fresh adapter (default `lora_config()`; unused
-    when starting from an adapter, which is then trained further)."""
+    `dpo_config()`); `lora`: a peft.LoraConfig for a fresh adapter (default rank 32; unused when
+    starting from an adapter, which is then trained further)."""
     from datasets import Dataset
     from trl import DPOTrainer
 
@@ -102,15 +85,9 @@ def train_dpo(
             "sample more queries or samples per query, or lower --margin (pairs need an APC gap above it)",
         )
     started = time.monotonic()
-    hf = _student(student, adapter)
-    model = hf.model
-    peft_config = None
-    if hf.adapter:
-        # The loaded adapter is frozen for inference; DPO continues training it.
-        for name, param in model.named_parameters():
-            param.requires_grad = "lora_" in name
-    else:
-        peft_config = lora or lora_config()
+    adapter = adapter or spec_adapter(student)
+    model, tokenizer = load_trainable(student, adapter)
+    peft_config = None if hasattr(model, "peft_config") else (lora or lora_config(32))
     model.train()
 
     out = Path(out)
@@ -121,7 +98,7 @@ def train_dpo(
             model=model,
             args=args,
             train_dataset=Dataset.from_list([r.to_trl() for r in rows]),
-            processing_class=hf.tokenizer,
+            processing_class=tokenizer,
             peft_config=peft_config,
         )
         output = trainer.train()
@@ -136,8 +113,7 @@ def train_dpo(
         settings = {
             "method": "dpo",
             "student": student,
-            "base": hf.name,
-            "start_adapter": str(hf.adapter) if hf.adapter else None,
+            "start_adapter": str(adapter) if adapter else None,
             "rows": len(rows),
             "multi_turn_rows": sum((r.turns or 1) > 1 for r in rows),
             "dpo_config": args.to_dict(),
@@ -150,3 +126,33 @@ def train_dpo(
 
 def _jsonable(value: Any) -> Any:
     return sorted(value) if isinstance(value, (set, frozenset)) else str(value)
+
+
+class DPOStep(Step):
+    """Trains `adapters/dpo` (or `adapters/<adapter>`) on the preference pairs, starting from the `start`
+    adapter (a name under adapters/ or a folder) when it exists."""
+
+    name = "dpo"
+    reads = (PreferenceStep,)
+    roles = ("student",)
+
+    def __init__(self, config: dict[str, Any], rank: int = 32, start: str | None = "sft", adapter: str = "dpo",
+                 reads=None):
+        super().__init__(None, reads)
+        self.config, self.rank, self.start, self.adapter = config, rank, start, adapter
+        if adapter != "dpo":  # another adapter is another output, with a manifest entry of its own
+            self.name = f"dpo-{adapter}"
+
+    def fingerprint(self) -> Any:
+        return [self.config, self.rank, self.start, self.adapter]
+
+    async def run(self, ctx: Context) -> Output:
+        ws = ctx.workspace
+        pairs = ctx.read(PreferenceStep)
+        if not pairs:
+            shutil.rmtree(ws.adapter(self.adapter), ignore_errors=True)  # never serve an adapter from older data
+            return Output(skipped=ws.entry(PreferenceStep.name).get("skipped") or "no preference pairs")
+        start = ws.find_adapter(self.start) if self.start and (ws.trained_adapter(self.start) or Path(self.start).is_dir()) else None
+        result = train_dpo(ctx.models.student, pairs, ws.adapter(self.adapter), config=dpo_config(**self.config),
+                           lora=lora_config(self.rank), adapter=start)
+        return Output(info={"pairs": len(pairs), "train_loss": result.metrics.get("train_loss"), "seconds": result.seconds})

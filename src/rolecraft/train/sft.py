@@ -6,7 +6,7 @@
 TRL's `SFTConfig` is passed through untouched: `sft_config()` only fills in defaults for the machine
 (the embedded SmolLM2 on CPU, or a 7B student on one 24 GB GPU) under the caller's overrides. Both
 data formats train through TRL's assistant-only loss with a chat template that marks the trained
-turns (`datasets.sft.training_template`). LoRA and QLoRA go through PEFT; `full` trains every weight.
+turns (`train.templates.training_template`). LoRA and QLoRA go through PEFT; `full` trains every weight.
 Checkpoints go to `out`'s run folder and a rerun resumes from the newest one; the finished adapter
 (or full model) lands atomically in `out` with `training.json` describing what produced it.
 """
@@ -29,10 +29,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
-from rolecraft.datasets.sft import LossOn, SFTRow, sft_rows, training_template
 from rolecraft.errors import RolecraftError
+from rolecraft.formats.experience import Experience
+from rolecraft.formats.sft import LossOn, SFTRow, sft_rows
+from rolecraft.step import Context, Output, Step
+from rolecraft.synth.experiences import ExperiencesStep
+from rolecraft.synth.protective import ProtectiveStep
+from rolecraft.train.student import lora_config, student_path
+from rolecraft.train.templates import training_template
 from rolecraft.workspace import replace_folder
-from rolecraft.synth.records import Experience
 
 log = logging.getLogger(__name__)
 
@@ -62,25 +67,7 @@ class SFTResult(BaseModel):
     metrics: dict[str, float]
     tokens: int  # tokens per epoch of the prepared training set
     seconds: float
-
-
-def student_path(spec: str) -> str:
-    """The local weights a student spec names (training needs the weights, not a server)."""
-    from rolecraft.llm import parse_spec
-
-    provider, name = parse_spec(spec)
-    if provider == "embedded":
-        from rolecraft.llm.embedded import embedded_checkpoint
-
-        return str(embedded_checkpoint())
-    if provider != "hf" or "@" in name:
-        raise RolecraftError(
-            f"cannot fine-tune '{spec}': training needs local weights",
-            "pass the student as hf:PATH (a folder or a cached HF id) or 'embedded'",
-        )
-    from rolecraft.llm.hf import HFChatModel
-
-    return HFChatModel(name).local_path()
+    training_rows: list[SFTRow] = Field(default_factory=list, exclude=True)  # exactly what was trained on
 
 
 def sft_config(output_dir: str | Path, method: Method = "lora", evaluate: bool = False, **overrides: Any):
@@ -113,7 +100,7 @@ def sft_config(output_dir: str | Path, method: Method = "lora", evaluate: bool =
     if gpu:
         defaults.update(
             bf16=torch.cuda.is_bf16_supported(),
-            gradient_checkpointing=True,
+            activation_checkpointing=True,
             per_device_train_batch_size=2,
             gradient_accumulation_steps=32,
             max_length=2048,
@@ -123,7 +110,7 @@ def sft_config(output_dir: str | Path, method: Method = "lora", evaluate: bool =
         defaults.update(
             use_cpu=True,
             bf16=False,
-            gradient_checkpointing=False,
+            activation_checkpointing=False,
             per_device_train_batch_size=4,
             gradient_accumulation_steps=1,
             max_length=1024,
@@ -133,22 +120,27 @@ def sft_config(output_dir: str | Path, method: Method = "lora", evaluate: bool =
 
 
 def sft_overrides(argv: Sequence[str]) -> dict[str, Any]:
-    """TRL's own command-line flags (`--num_train_epochs 1 --lr_scheduler_type linear`) → the SFTConfig
-    fields they set, typed; fields not named keep rolecraft's defaults."""
-    import argparse
+    """TRL's own command-line flags (`--num_train_epochs 1 --lr_scheduler_type linear`, or `--config
+    FILE.yaml`) → the SFTConfig fields they set, typed by TRL's parser; fields not named keep
+    rolecraft's defaults."""
+    import yaml
+    from trl import SFTConfig, TrlParser
 
-    from transformers import HfArgumentParser
-    from trl import SFTConfig
-
-    parser = HfArgumentParser(SFTConfig)
-    for action in parser._actions:  # report only what was given, not TRL's defaults
-        action.default = argparse.SUPPRESS
-    namespace, unknown = parser.parse_known_args(list(argv))
+    parser = TrlParser(SFTConfig)
+    # Parsing builds an SFTConfig, whose checks refuse TRL's GPU defaults on a CPU machine.
+    parser.set_defaults(use_cpu=True, bf16=False, activation_checkpointing=False)
+    config, unknown = parser.parse_args_and_config(list(argv), return_remaining_strings=True)
     if unknown:
         raise RolecraftError(
             f"not SFTConfig options: {' '.join(unknown)}", "see TRL's SFTConfig for the fields (e.g. --num_train_epochs 1)"
         )
-    return vars(namespace)
+    args = list(argv)
+    named = {a[2:].split("=", 1)[0].replace("-", "_") for a in args if a.startswith("--")}
+    for i, arg in enumerate(args):  # the fields a TRL config file sets count as named too
+        if arg == "--config" and i + 1 < len(args) or arg.startswith("--config="):
+            path = args[i + 1] if arg == "--config" else arg.partition("=")[2]
+            named |= set(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+    return {name: getattr(config, name) for name in named if name in SFTConfig.__dataclass_fields__}
 
 
 def split_rows(rows: Sequence[SFTRow], fraction: float, seed: int) -> tuple[list[SFTRow], list[SFTRow]]:
@@ -195,6 +187,7 @@ class PreparedSFT:
     format: str
     base: str
     rows: dict[str, int]
+    training_rows: list[SFTRow]
     resume: bool  # a checkpoint of this very run exists
     own_template: str | None  # the student's chat template, restored before saving
 
@@ -259,15 +252,8 @@ def sft_trainer(
 
     peft_config = None
     if settings.method != "full":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            target_modules=settings.target_modules,
-            task_type="CAUSAL_LM",
-        )
+        peft_config = lora_config(settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                                  target_modules=settings.target_modules)
 
     def dataset(part: list[SFTRow]):
         return Dataset.from_list([{"messages": [m.model_dump() for m in r.messages]} for r in part])
@@ -290,7 +276,7 @@ def sft_trainer(
         "dropped_eval": len(eval_rows) - (len(trainer.eval_dataset) if eval_rows else 0),
         "rejected": sum(rejected.values()),
     }
-    return PreparedSFT(trainer, fmt, path, counts, bool(checkpoints), own_template)
+    return PreparedSFT(trainer, fmt, path, counts, rows, bool(checkpoints), own_template)
 
 
 def train_sft(
@@ -324,6 +310,7 @@ def train_sft(
         metrics=metrics,
         tokens=tokens,
         seconds=round(time.monotonic() - started, 1),
+        training_rows=prepared.training_rows,
     )
     trainer.processing_class.chat_template = prepared.own_template  # the marked one was for training only
     tmp = out.parent / f".{out.name}.tmp"
@@ -353,3 +340,45 @@ def train_sft(
 
 def _jsonable(value: Any) -> Any:
     return sorted(value) if isinstance(value, (set, frozenset)) else str(value)
+
+
+class SFTStep(Step):
+    """Trains `adapters/sft` (or `adapters/<adapter>`) on the rows of the steps it reads: experiences (Character-LLM's scripts,
+    rendered in the student's format) and any rows that are conversations already (records with
+    `messages()`, such as self-aligned dialogues). Its own rows (`sft.jsonl`) are exactly the rows
+    it trained on, so exports never re-derive them."""
+
+    name = "sft"
+    record = SFTRow
+    reads = (ExperiencesStep, ProtectiveStep)
+    roles = ("student",)
+
+    def __init__(self, settings: SFTSettings, config: dict[str, Any] | None = None, reads=None,
+                 adapter: str = "sft", resume: bool = True):
+        super().__init__(settings, reads)
+        self.config, self.adapter, self.resume = dict(config or {}), adapter, resume
+        if adapter != "sft":  # another adapter is another output, with a manifest entry of its own
+            self.name = f"sft-{adapter}"
+
+    def fingerprint(self) -> Any:
+        return [self.settings.model_dump(mode="json", exclude={"student"}), self.config, self.adapter]
+
+    async def run(self, ctx: Context) -> Output:
+        ws = ctx.workspace
+        records = [r for step in self.reads for r in ctx.read(step)]
+        experiences = [r for r in records if isinstance(r, Experience)]
+        ready = [SFTRow(messages=r.messages(), source=getattr(r, "id", "")) for r in records if not isinstance(r, Experience)]
+        if not experiences and not ready:
+            raise RolecraftError(
+                "the teacher produced no usable training data, so there is nothing to fine-tune on",
+                "use a stronger --teacher, or see the rejection counts in the build summary (`rolecraft stats`)",
+            )
+        # A set of characters (self-alignment) has no one character; the report names the set.
+        cast = {r.character for r in records}
+        who = ws.character() if ws.character_path.exists() else Character(full_name=f"{len(cast)} characters ({ws.root.name})")
+        settings = self.settings.model_copy(update={"student": ctx.models.student})
+        result = train_sft(who, experiences, settings, ws.adapter(self.adapter), config=dict(self.config),
+                           resume=self.resume, rows=ready)
+        info = {"rows": result.rows, "train_loss": result.metrics.get("train_loss"), "tokens": result.tokens,
+                "seconds": result.seconds}
+        return Output(result.training_rows, info=info)

@@ -12,21 +12,25 @@ turn t + 1, so later contexts are conversations the agent itself could have had 
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rolecraft.agent import Agent
-from rolecraft.faithfulness.apc import APCScorer
-from rolecraft.llm.base import Message, SamplingParams, run_sync
-from rolecraft.llm.cache import CachedModel
-from rolecraft.synth.apc_records import PreferenceRecord
-from rolecraft.synth.runner import generate_texts
-from rolecraft.workspace import Workspace
+from rolecraft.faithfulness.apc import APCScorer, workspace_scorer
+from rolecraft.formats.apc import PreferenceRecord, load_reference
+from rolecraft.llm.base import Message, SamplingParams
+from rolecraft.step import Context, Output, Responder, Step
+from rolecraft.synth.generate import generate_texts
+from rolecraft.synth.queries import QueriesStep
 
 
 class PreferenceSettings(BaseModel):
     samples: int = Field(2, ge=2)  # replies per context (reference: 2)
+    held_out: float = Field(0.25, ge=0.0, lt=1.0)  # share of queries kept out of DPO, for evaluation
     margin: float = Field(0.2, ge=0.0)  # minimum APC gap between chosen and rejected
     max_contexts: int = Field(200, ge=1)  # user turns sampled in all (the reference's max_dpo_data)
     turns: int = Field(1, ge=1)  # user turns per conversation; > 1 gives multi-turn contexts
@@ -51,11 +55,9 @@ class PreferenceStats(BaseModel):
 
 
 async def sample_replies(
-    agent: Agent, histories: Sequence[Sequence[Message | dict]], samples: int, settings: PreferenceSettings
+    agent: Responder, histories: Sequence[Sequence[Message | dict]], samples: int, settings: PreferenceSettings
 ) -> tuple[list[list[Message]], list[list[str]]]:
     """(prompts, replies): the agent's prompt for each history and `samples` replies to it."""
-    if not isinstance(agent.model, CachedModel):
-        raise TypeError("sample with an agent over a cached model (rolecraft.synth.runner.cached_model)")
     prompts = [agent.messages(h) for h in histories]
     replies: list[list[str]] = [[] for _ in prompts]
     for j in range(samples):
@@ -66,7 +68,7 @@ async def sample_replies(
 
 
 async def preference_pairs(
-    agent: Agent, scorer: APCScorer, queries: Sequence[str], settings: PreferenceSettings = PreferenceSettings()
+    agent: Responder, scorer: APCScorer, queries: Sequence[str], settings: PreferenceSettings = PreferenceSettings()
 ) -> tuple[list[PreferenceRecord], PreferenceStats]:
     queries = list(queries)[: settings.max_contexts]
     conversations = [queries[i : i + settings.turns] for i in range(0, len(queries), settings.turns)]
@@ -111,25 +113,58 @@ def _mean(values: Sequence[float]) -> float:
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
-def preference_stage(
-    workspace: Workspace,
-    agent: Agent,
-    scorer: APCScorer,
-    queries: Sequence[str],
-    settings: PreferenceSettings = PreferenceSettings(),
-) -> list[PreferenceRecord]:
-    """Writes `preference.jsonl` (the DPO pairs) and records the stage with its statistics."""
-    start = agent.model.usage.as_dict()
-    rows, stats = run_sync(preference_pairs(agent, scorer, queries, settings))
-    workspace.write("preference", rows)
-    usage = {k: v - start.get(k, 0) for k, v in agent.model.usage.as_dict().items()}
-    workspace.record_stage(
-        "preference",
-        status="done",
-        student=agent.model.spec,
-        retrieval=agent.retriever is not None,
-        settings=settings.model_dump(),
-        usage=usage,
-        **stats.model_dump(),
-    )
-    return rows
+def split_queries(queries: Sequence[str], held_out: float, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(train, held out): DPO samples on the first; the rest are kept for evaluating agents on questions
+    no training step has seen. Distinct queries, shuffled by seed, so later statements reach DPO too."""
+    distinct = sorted(set(queries))
+    random.Random(seed).shuffle(distinct)
+    cut = max(1, round(len(distinct) * held_out)) if held_out > 0 and len(distinct) > 1 else 0
+    return distinct[cut:], distinct[:cut]
+
+
+class PreferenceStep(Step):
+    """Writes `preference.jsonl`: DPO pairs from the student agent (with the adapter named by
+    `adapter`, and retrieval) scored by the workspace's APC scorer. A build lists the steps that train
+    that adapter and the discriminators in `reads`."""
+
+    name = "preference"
+    record = PreferenceRecord
+    reads = (QueriesStep,)
+    roles = ("student",)
+
+    def __init__(self, settings: PreferenceSettings, adapter: str | None = "sft", rag: bool = True, reads=None):
+        super().__init__(settings, reads)
+        self.adapter, self.rag = adapter, rag  # adapter: a name under adapters/ or a folder
+
+    def fingerprint(self):
+        return [super().fingerprint(), self.adapter, self.rag]
+
+    async def run(self, ctx: Context) -> Output:
+        if not ctx.workspace.has_discriminators():
+            return Output(skipped="no APC discriminators to score replies with")
+        queries = [q for row in ctx.read(QueriesStep) for q in row.queries]
+        train, _ = split_queries(queries, self.settings.held_out, self.settings.seed)
+        trained = self.adapter and (ctx.workspace.trained_adapter(self.adapter) or Path(self.adapter).is_dir())
+        agent = ctx.agent(self.adapter if trained else None, self.rag)
+        rows, stats = await preference_pairs(agent, workspace_scorer(ctx.workspace), train, self.settings)
+        info = {**stats.model_dump(), "retrieval": self.rag}
+        if not rows:
+            return Output(skipped="no pair of replies passed the APC margin", info=info)
+        return Output(rows, info=info)
+
+
+class ImportPreferenceStep(PreferenceStep):
+    """Preference pairs from a file (APC's `.rag.dpo.json`, or JSONL of the same rows) instead of sampling."""
+
+    reads = ()
+    roles = ()
+
+    def __init__(self, path: str | Path):
+        Step.__init__(self)
+        self.path = Path(path)
+
+    def fingerprint(self) -> Any:
+        return [str(self.path), hashlib.sha256(self.path.read_bytes()).hexdigest() if self.path.is_file() else None]
+
+    async def run(self, ctx: Context) -> Output:
+        return Output(load_reference(self.path, PreferenceRecord), info={"file": str(self.path)})

@@ -1,8 +1,8 @@
 """The chat-style prompt: a persona system message built from the card, then the newest turns that fit.
 
-Dataset builders that train a chat student should render their system prompt with
-`chat_system_prompt` too, so a trained character sees at serving time the prompt it was trained on.
-`creator_notes` are not a Character field, so they cannot reach this prompt.
+The agent serves with these, and the chat training rows (`formats.sft`) render their system prompt
+with `chat_system_prompt` too, so a trained character sees at serving time the prompt it was trained
+on. `creator_notes` are not a Character field, so they cannot reach this prompt.
 """
 
 from __future__ import annotations

@@ -14,22 +14,22 @@ Malformed rows are counted by reason, never dropped silently.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rolecraft.character import Character
-from rolecraft.datasets.charllm_format import (
-    NEUTRAL_LOCATION,
-    neutral_status,
-    parse_interactions,
-    parse_meta_prompt,
-)
 from rolecraft.errors import RolecraftError
-from rolecraft.synth.parse import as_action, normalize_roles
-from rolecraft.synth.records import Experience, Turn
-from rolecraft.synth.runner import Rejections
+from rolecraft.formats.charllm import NEUTRAL_LOCATION, neutral_status, parse_interactions, parse_meta_prompt
+from rolecraft.formats.experience import Experience, Turn, as_action
+from rolecraft.rejections import Rejections
+from rolecraft.step import Context, Output
+from rolecraft.synth.experiences import ExperiencesStep
+from rolecraft.synth.parse import normalize_roles
+from rolecraft.synth.protective import ProtectiveStep
 
 _NAME_IN_FILE = re.compile(r"_([^_/\\]+)\.jsonl?$")
 
@@ -135,3 +135,48 @@ def import_charllm(path: Path, character: Character) -> tuple[list[Experience], 
     if path.suffix == ".jsonl":
         return import_prompted(path, character)
     return import_generated(path, character)
+
+
+class ImportExperiencesStep(ExperiencesStep):
+    """The regular experiences of released files, in place of the teacher's (same output, same name).
+    Rows that cannot be read are counted here, whichever kind they would have been."""
+
+    reads = ()
+    roles = ()
+
+    def __init__(self, files: Sequence[Path]):
+        super().__init__(None)
+        self.files = [Path(f) for f in files]
+
+    def fingerprint(self) -> Any:
+        return [[str(f), hashlib.sha256(f.read_bytes()).hexdigest()] for f in self.files if f.is_file()]
+
+    def imported(self, ctx: Context) -> tuple[list[Experience], Rejections]:
+        found, rejected = [], Rejections()
+        for f in self.files:
+            rows, bad = import_charllm(f, ctx.character())
+            found += rows
+            rejected.update(bad)
+        return found, rejected
+
+    async def run(self, ctx: Context) -> Output:
+        found, rejected = self.imported(ctx)
+        return Output([e for e in found if not e.protective], rejected, {"files": [str(f) for f in self.files]})
+
+
+class ImportProtectiveStep(ProtectiveStep):
+    """The protective experiences of the same released files."""
+
+    reads = ()
+    roles = ()
+
+    def __init__(self, files: Sequence[Path]):
+        super().__init__(None)
+        self.source = ImportExperiencesStep(files)
+
+    def fingerprint(self) -> Any:
+        return self.source.fingerprint()
+
+    async def run(self, ctx: Context) -> Output:
+        found, _ = self.source.imported(ctx)
+        return Output([e for e in found if e.protective], info={"files": [str(f) for f in self.source.files]})

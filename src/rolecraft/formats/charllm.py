@@ -10,8 +10,8 @@
 
 Consecutive turns of one speaker with one action are merged; protective scenes get a neutral location
 and status (the reference's "A room" / "{name} is chatting with a person."). Every function here is
-the single definition of its piece of text: `sft.py` renders training rows with them, the training
-chat template is checked against them, and `charllm_agent` builds its prompts with them.
+the single definition of its piece of text: `formats.sft` renders training rows with them, the
+training chat template is checked against them, and `agent.charllm` builds its prompts with them.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import re
 from collections.abc import Sequence
 
 from rolecraft.character import Character
-from rolecraft.synth.parse import as_action
-from rolecraft.synth.records import Experience, Turn
+from rolecraft.formats.experience import Experience, Turn, as_action
 
 EOT = "<|eot|>"
 NEUTRAL_LOCATION = "A room"

@@ -10,7 +10,7 @@ reference code. In a workspace the same rows live one per line in `<stage>.jsonl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -18,10 +18,6 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import Message
-from rolecraft.llm.cache import CachedModel
-from rolecraft.progress import console
-from rolecraft.synth.runner import Rejections
-from rolecraft.workspace import Workspace, atomic_write_text
 
 NLILabel = Literal["entailed", "neutral", "contradicted"]
 NLI_LABELS: tuple[NLILabel, ...] = ("contradicted", "neutral", "entailed")  # the classifier's column order
@@ -145,14 +141,6 @@ def load_reference(path: str | Path, model: type[R]) -> list[R]:
         ) from None
 
 
-def dump_reference(path: str | Path, rows: Iterable[BaseModel]) -> Path:
-    """Write rows as one JSON list, the reference's file format (optional fields left out when unset)."""
-    path = Path(path)
-    data = [row.model_dump(mode="json", exclude_none=True) for row in rows]
-    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
-    return path
-
-
 def reference_files(folder: str | Path, character: str) -> dict[str, Path]:
     """The reference file for each stage of `character` in `folder` (only those that exist)."""
     folder = Path(folder)
@@ -163,30 +151,3 @@ def reference_files(folder: str | Path, character: str) -> dict[str, Path]:
 def statements_of(records: Sequence[StatementRecord]) -> list[str]:
     """Distinct statements in order."""
     return list(dict.fromkeys(r.statement for r in records))
-
-
-def save_stage(
-    workspace: Workspace,
-    stage: str,
-    records: Sequence[BaseModel],
-    rejections: Rejections,
-    teacher: CachedModel,
-    settings: BaseModel,
-    usage_before: dict[str, int],
-    **info: object,
-) -> None:
-    """Write a stage's rows and its manifest entry: teacher, settings, counts, rejections, calls made."""
-    workspace.write(stage, records)
-    usage = {k: v - usage_before.get(k, 0) for k, v in teacher.usage.as_dict().items()}
-    workspace.record_stage(
-        stage,
-        status="done",
-        teacher=teacher.spec,
-        settings=settings.model_dump(),
-        rows=len(records),
-        rejected=dict(rejections),
-        usage=usage,
-        **info,
-    )
-    if rejections:
-        console.print(f"[yellow]{stage}: kept {len(records)}, rejected {sum(rejections.values())} ({rejections.summary()})")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams
+from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, adapter_digest
 from rolecraft.llm.hf import HFChatModel
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class AdapterModel(ChatModel):
     def identity(self) -> dict[str, Any]:
         ident = self.shared.base.identity()
         if self.adapter is not None:
-            ident["adapter"] = str(self.shared.adapters[self.adapter])
+            ident["adapter"] = adapter_digest(self.shared.adapters[self.adapter])
         return ident
 
     async def generate(

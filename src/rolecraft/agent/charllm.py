@@ -14,12 +14,11 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from rolecraft.agent import Reply
+from rolecraft.agent.reply import Reply
 from rolecraft.character import Character
-from rolecraft.datasets.charllm_format import EOT, interactions_text, prompt_text
+from rolecraft.formats.charllm import EOT, interactions_text, prompt_text
+from rolecraft.formats.experience import Turn, as_action
 from rolecraft.llm.base import ChatModel, Message, SamplingParams, as_messages
-from rolecraft.synth.parse import as_action
-from rolecraft.synth.records import Turn
 
 
 class CharLLMScene(BaseModel):

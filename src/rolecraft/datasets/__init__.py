@@ -1,1 +1,0 @@
-"""Training data: records formatted into training rows (SFT, preference pairs) and released data imported."""
