@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
+import threading
 import warnings
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +31,7 @@ from rolecraft.weights import LOAD_LOCK
 ENGINES = ("auto", "onnx", "onnx-int8", "torch")
 EXPORT_TOLERANCE = 1e-4  # max |probability difference| between an export and PyTorch on the probe
 WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
+EXPORT_LOCK = threading.Lock()  # one export at a time in a process (temporary names carry the pid)
 
 
 def onnx_runtime_installed() -> bool:
@@ -133,17 +136,24 @@ def cached_export(folder: Path, tokenizer, quantized: bool = False) -> Path:
     key = weights_key(folder)
     cache = folder / "onnx"
     plain, int8 = cache / f"{key}.onnx", cache / f"{key}.int8.onnx"
-    if not plain.exists():
-        cache.mkdir(exist_ok=True)
-        for stale in cache.glob("*.onnx"):  # exports of earlier weights
-            stale.unlink(missing_ok=True)
-        export(folder, plain, probe_batch(tokenizer))
-    if quantized and not int8.exists():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    with EXPORT_LOCK:
+        if not plain.exists():
+            cache.mkdir(exist_ok=True)
+            for stale in cache.glob("*.onnx"):  # exports of earlier weights
+                stale.unlink(missing_ok=True)
+            export(folder, plain, probe_batch(tokenizer))
+        if quantized and not int8.exists():
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        partial = int8.with_name(f"{int8.name}.{os.getpid()}.part")
-        quantize_dynamic(plain, partial, weight_type=QuantType.QInt8)
-        partial.replace(int8)
+            partial = int8.with_name(f"{int8.name}.{os.getpid()}.part")
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # its advice to pre-process models for static quantisation
+            try:
+                quantize_dynamic(plain, partial, weight_type=QuantType.QInt8)
+            finally:
+                root.setLevel(level)
+            partial.replace(int8)
     return int8 if quantized else plain
 
 
