@@ -281,7 +281,7 @@ Classifiers: {'trained, from ' + str(args.discriminators) if args.discriminators
   finishes in under {floor_s:.1f} s: **{ceiling:.1f}× the loop at most** in this run. The ratio depends on how well the
   loop uses the CPU: it ran at {loop_flops / loop_s / 1e9:.0f} GFLOP/s ({loop_flops / loop_s / 1e9 / gflops:.0%} of the matrix rate), {1000 * loop_s / (2 * n_scores * len(statements)):.1f} ms per
   forward pass. On an idle machine batch-1 PyTorch keeps both cores busy (a 22M encoder on
-  ~{statistics.mean(nli_tokens):.0f}-token pairs is compute-bound), so exact scoring is bounded near 2–3×; on a loaded one its
+  ~{statistics.mean(nli_tokens):.0f}-token pairs is compute-bound), so exact scoring is bounded to a few ×; on a loaded one its
   two threads wait for each other at every small operation and the loop slows far more than batches do.
 
 ## Retrieval latency, {len(facts)} facts

@@ -79,7 +79,7 @@ class OpenAIChatModel(ChatModel):
                 "set OPENAI_API_KEY, or point openai:NAME@URL / OPENAI_BASE_URL at a local server",
             )
         self._api_key = key or LOCAL_API_KEY
-        self.concurrency = max(1, concurrency or _concurrency_from_env())
+        self.concurrency = max(1, concurrency if concurrency is not None else _concurrency_from_env())
         self.timeout = timeout
         self.max_retries = max_retries
         # OpenAI's strict mode guarantees the schema but rejects schemas with optional fields.
