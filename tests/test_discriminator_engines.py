@@ -117,3 +117,12 @@ def test_the_pytorch_path_works_and_bad_engines_are_refused(discriminators):
     assert probs.shape == (len(mixed_items()), 3) and ClassifierDiscriminator(nli).predict([]).shape == (0, 3)
     with pytest.raises(RolecraftError, match="unknown discriminator engine"):
         ClassifierDiscriminator(nli, engine="tensorrt")
+
+
+def test_auto_falls_back_to_pytorch_without_onnx_runtime_or_on_a_gpu(monkeypatch, discriminators):
+    from rolecraft.faithfulness import engines
+
+    assert engines.resolve_engine("auto", "cuda") == "torch" and engines.resolve_engine("torch", "cpu") == "torch"
+    monkeypatch.setattr(engines, "onnx_runtime_installed", lambda: False)  # as on an install without the hf extra
+    assert engines.resolve_engine("auto", "cpu") == "torch"
+    assert isinstance(ClassifierDiscriminator(discriminators[1]).runner, TorchClassifier)
