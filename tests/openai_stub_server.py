@@ -66,6 +66,13 @@ class StubState:
     in_flight: int = 0  # requests inside the server, admitted or not
     peak_in_flight: int = 0
     serving: int = 0  # requests admitted under the cap
+    # The server measuring itself (since the last DELETE /stats): answers given, seconds their slots
+    # were held (latency plus making the answer), the most held at once, and this process's CPU time
+    # (the server's own when it runs as its own process, as `spawn` starts it).
+    served: int = 0
+    peak_serving: int = 0
+    busy_seconds: float = 0.0
+    cpu_mark: float = field(default_factory=time.process_time)
 
     def __post_init__(self) -> None:
         self.faults = list(self.config.faults)
@@ -182,11 +189,15 @@ def create_app(state: StubState) -> FastAPI:
             return error(429, "over the concurrency cap")
         async with state.slots:
             state.serving += 1
+            state.peak_serving = max(state.peak_serving, state.serving)
+            held = time.perf_counter()
             try:
                 await asyncio.sleep(cfg.latency)
                 payload = make(body)
             finally:
                 state.serving -= 1
+                state.served += 1
+                state.busy_seconds += time.perf_counter() - held
         return JSONResponse(payload)
 
     def usage(prompt_tokens: int, text: str) -> dict[str, int] | None:
@@ -238,12 +249,22 @@ def create_app(state: StubState) -> FastAPI:
         codes: dict[str, int] = {}
         for status in state.statuses():
             codes[str(status)] = codes.get(str(status), 0) + 1
-        return {"requests": len(state.log), "statuses": codes, "peak_in_flight": state.peak_in_flight}
+        return {
+            "requests": len(state.log),
+            "statuses": codes,
+            "peak_in_flight": state.peak_in_flight,
+            "served": state.served,
+            "peak_serving": state.peak_serving,
+            "busy_seconds": state.busy_seconds,
+            "cpu_seconds": time.process_time() - state.cpu_mark,
+        }
 
     @app.delete("/stats")
     async def reset_stats() -> dict[str, Any]:
         state.log.clear()
         state.peak_in_flight = state.in_flight
+        state.served, state.peak_serving, state.busy_seconds = 0, state.serving, 0.0
+        state.cpu_mark = time.process_time()
         return {"ok": True}
 
     return app

@@ -144,6 +144,29 @@ def test_server_over_its_cap_answers_429_and_every_request_still_succeeds(serve)
     assert 429 in server.state.statuses() and server.state.statuses().count(200) == 6
 
 
+def test_a_few_more_in_flight_than_a_queueing_servers_cap_keep_its_slots_full(serve):
+    """The user's setting for servers that queue (vLLM, llama.cpp, TGI): the next request is already
+    waiting when a slot frees, the server still serves at most its cap, answers keep their order."""
+    server = serve(latency=0.05, max_concurrency=4, over_cap="queue")
+    model = OpenAIChatModel("m", base_url=server.url, concurrency=6)
+    done = run_sync(model.generate([ask(f"question {i}") for i in range(24)], GREEDY))
+    assert [c.text.split()[2] for c in done] == [str(i) for i in range(24)]
+    state = server.state
+    assert (state.peak_in_flight, state.peak_serving, state.served) == (6, 4, 24) and 429 not in state.statuses()
+    assert state.busy_seconds >= 24 * 0.05  # the server's own count of slot time
+
+
+def test_concurrency_comes_from_the_environment_when_not_given(monkeypatch):
+    url = "http://127.0.0.1:1/v1"
+    assert OpenAIChatModel("m", base_url=url).concurrency == 16
+    monkeypatch.setenv("ROLECRAFT_OPENAI_CONCURRENCY", "40")
+    assert load_model(f"openai:m@{url}").concurrency == 40
+    assert OpenAIChatModel("m", base_url=url, concurrency=3).concurrency == 3
+    monkeypatch.setenv("ROLECRAFT_OPENAI_CONCURRENCY", "lots")
+    with pytest.raises(RolecraftError, match="ROLECRAFT_OPENAI_CONCURRENCY='lots' is not a positive whole number"):
+        OpenAIChatModel("m", base_url=url)
+
+
 def test_unreachable_server_names_the_url_and_the_fix():
     url = f"http://127.0.0.1:{free_port()}/v1"
     model = load_model(f"openai:m@{url}", max_retries=1)

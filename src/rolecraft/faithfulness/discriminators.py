@@ -25,8 +25,8 @@ from typing import Literal, Protocol
 import numpy as np
 
 from rolecraft.errors import RolecraftError
+from rolecraft.faithfulness.engines import ENGINES, OnnxClassifier, TorchClassifier, resolve_engine, softmax
 from rolecraft.formats.apc import NLI_LABELS, RELEVANCE_LABELS
-from rolecraft.weights import LOAD_LOCK
 from rolecraft.workspace import DISCRIMINATOR_META, Workspace
 
 Kind = Literal["relevance", "nli"]
@@ -75,10 +75,11 @@ def pair_text(item: Item) -> tuple[str, str]:
 
 
 class ClassifierDiscriminator:
-    """A fine-tuned sequence classifier folder. Batches are formed from length-sorted items, so a
-    batch holds similar lengths and little compute goes to padding."""
+    """A fine-tuned sequence classifier folder. Items are tokenized once, sorted by token count and
+    batched, so a batch holds equal lengths and padding costs almost nothing. The forward pass runs
+    on `engine` (faithfulness.engines): "auto" = ONNX Runtime on CPU when installed, else PyTorch."""
 
-    def __init__(self, path: str | Path, batch_size: int = 64, device: str | None = None):
+    def __init__(self, path: str | Path, batch_size: int = 64, device: str | None = None, engine: str = "auto"):
         self.path = Path(path)
         meta_path = self.path / META
         if not meta_path.exists():
@@ -92,6 +93,9 @@ class ClassifierDiscriminator:
         self.max_length = int(self.meta.get("max_length", 256))
         self.batch_size = batch_size
         self.device = device
+        if engine not in ENGINES:
+            raise RolecraftError(f"unknown discriminator engine '{engine}'", f"use one of {', '.join(ENGINES)}")
+        self.engine = engine
 
     @cached_property
     def tokenizer(self):
@@ -100,33 +104,34 @@ class ClassifierDiscriminator:
         return AutoTokenizer.from_pretrained(self.path)
 
     @cached_property
-    def model(self):
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        with LOAD_LOCK:
-            return AutoModelForSequenceClassification.from_pretrained(self.path).to(device).eval()
+    def runner(self) -> TorchClassifier | OnnxClassifier:
+        engine = resolve_engine(self.engine, self.device)
+        if engine == "torch":
+            return TorchClassifier(self.path, self.device)
+        return OnnxClassifier(self.path, self.tokenizer, quantized=engine == "onnx-int8")
 
     def predict(self, items: Sequence[Item]) -> np.ndarray:
-        import torch
-
-        texts = [pair_text(i) for i in items]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i][0]) + len(texts[i][1]))
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = self.tokenizer(
-                    [texts[i][0] for i in idx],
-                    [texts[i][1] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.model.device)
-                out[idx] = self.model(**batch).logits.float().softmax(-1).cpu().numpy()
+        out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
+        if not items:
+            return out
+        pairs = [pair_text(i) for i in items]
+        encoded = self.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=self.max_length)
+        order = sorted(range(len(items)), key=lambda i: len(encoded["input_ids"][i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = {
+                name: right_padded([encoded[name][i] for i in idx], self.tokenizer.pad_token_id if name == "input_ids" else 0)
+                for name in encoded.keys()
+            }
+            out[idx] = softmax(self.runner.logits(batch))
         return out
+
+
+def right_padded(rows: Sequence[Sequence[int]], value: int) -> np.ndarray:
+    array = np.full((len(rows), max(map(len, rows))), value, dtype=np.int64)
+    for r, row in enumerate(rows):
+        array[r, : len(row)] = row
+    return array
 
 
 # -- a workspace's pair ------------------------------------------------------------------------------

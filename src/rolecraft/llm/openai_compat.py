@@ -1,10 +1,16 @@
 """`openai:NAME[@URL]`: any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, TGI, Ollama, ...).
 
-Each conversation is one request; requests run concurrently under a per-model semaphore. The
+Each conversation is one request; requests run concurrently under a per-model semaphore, a stream
+of requests rather than waves (a slot that frees takes the next request at once). The
 official async client retries 429, 5xx, dropped connections and timeouts with exponential backoff
 and jitter, honouring the server's Retry-After. `batch_size` is 1 so the request cache commits each
 answer as it arrives. The API key lives only in the client: not in `identity()` (the cache key),
 not in `spec`, not in error messages.
+
+`concurrency` (default `$ROLECRAFT_OPENAI_CONCURRENCY`, else 16) should be the server's batch
+capacity, or a few more when the server queues what it cannot start (vLLM, llama.cpp, TGI do): each
+answer then has the next request already waiting, so no server slot idles for the round trip
+(bench/openai_throughput.py measures both).
 
 Requests go out through the SDK's documented raw `client.post(path, body=...)` (same retries, auth and
 error types) rather than its typed `create()`, which walks every message through a parameter
@@ -29,6 +35,7 @@ from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, as_messages
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_CONCURRENCY = 16
 LOCAL_API_KEY = "EMPTY"  # local servers (vLLM, llama.cpp) accept any key but the client wants one
 _SPEC_URL = re.compile(r"^(?P<name>[^@]+)@(?P<url>.+)$")
 
@@ -57,7 +64,7 @@ class OpenAIChatModel(ChatModel):
         name: str,
         base_url: str | None = None,
         api_key: str | None = None,
-        concurrency: int = 16,
+        concurrency: int | None = None,  # None: $ROLECRAFT_OPENAI_CONCURRENCY, else DEFAULT_CONCURRENCY
         timeout: float = 60.0,
         max_retries: int = 5,
         strict_schema: bool = False,
@@ -72,7 +79,7 @@ class OpenAIChatModel(ChatModel):
                 "set OPENAI_API_KEY, or point openai:NAME@URL / OPENAI_BASE_URL at a local server",
             )
         self._api_key = key or LOCAL_API_KEY
-        self.concurrency = max(1, concurrency)
+        self.concurrency = max(1, concurrency if concurrency is not None else _concurrency_from_env())
         self.timeout = timeout
         self.max_retries = max_retries
         # OpenAI's strict mode guarantees the schema but rejects schemas with optional fields.
@@ -226,6 +233,18 @@ class OpenAIChatModel(ChatModel):
                             if text:
                                 yield Completion(text=text)
         yield _completion("", finish, usage)
+
+
+def _concurrency_from_env() -> int:
+    value = os.environ.get("ROLECRAFT_OPENAI_CONCURRENCY", "").strip()
+    if not value:
+        return DEFAULT_CONCURRENCY
+    if not value.isdigit() or int(value) < 1:
+        raise RolecraftError(
+            f"ROLECRAFT_OPENAI_CONCURRENCY={value!r} is not a positive whole number",
+            f"set it to the requests to keep in flight per model, e.g. 32, or unset it for {DEFAULT_CONCURRENCY}",
+        )
+    return int(value)
 
 
 def _sampling(params: SamplingParams) -> dict[str, Any]:
