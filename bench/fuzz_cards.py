@@ -1,16 +1,18 @@
 """Coverage-guided fuzzing of every card reader (atheris / libFuzzer), and the memory hostile files cost.
 
-    python bench/fuzz_cards.py --seconds 600            # every reader for 10 minutes each
+    python bench/fuzz_cards.py --seconds 300 --baseline-src /tmp/before/src --baseline-seconds 60 --write-md
     python bench/fuzz_cards.py --readers charx --runs 20000 --seed 1
-    python bench/fuzz_cards.py --bombs-only             # only the hostile-file memory table
+    python bench/fuzz_cards.py --skip-bombs --runs 800      # what the test suite runs
 
 Each reader runs in its own process (libFuzzer owns it until the run ends) on the harness in
 tests/card_fuzz.py, starting from its seed inputs. A harness Violation (an exception other than
 RolecraftError, a multi-line error, an invalid or unsafe export, a stray file) is saved once per class
-under OUT/crashes/READER/ and the run goes on; a hang (-timeout) or memory over -rss_limit_mb stops it
-and is saved by libFuzzer. Then each hostile file (zip bomb, 4 GB PNG chunk, deep JSON, traversal
-names) is loaded and exported in a fresh process and its peak RSS compared with the same for a plain
-card. Results: a JSON summary under OUT and a markdown section in bench/results/fuzz.md (--write-md).
+under OUT/crashes/CODE/READER/ and the run goes on; a hang (-timeout) or memory over -rss_limit_mb
+stops it and is saved by libFuzzer. Then each hostile file (zip bombs, a 4 GB PNG chunk, deep JSON,
+traversal names) is loaded and exported in a fresh process, whose peak RSS is compared with the same
+for a plain card. `--baseline-src` names a rolecraft `src` tree from before the fixes (for instance
+`git archive e8d77d8 src | tar -x -C /tmp/before`): the same harness and files run against it first,
+in the same run, so "found" and "fixed" come from one machine and one load.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ RESULTS = REPO / "bench" / "results" / "fuzz.md"
 READERS = ("profile", "json", "png", "charx", "lorebook")
 _STAT = re.compile(r"^stat::(\w+):\s*(\d+)", re.M)
 _STATUS = re.compile(r"#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
+_FATAL = re.compile(r"ERROR: libFuzzer: ([\w-]+)")
 
 
 def main() -> None:
@@ -40,56 +43,69 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="time per reader")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rss-limit-mb", type=int, default=2048)
+    parser.add_argument("--baseline-src", type=Path, help="a rolecraft src tree from before the fixes")
+    parser.add_argument("--baseline-seconds", type=int, default=60, help="time per reader on the baseline")
     parser.add_argument("--out", type=Path, default=None, help="folder for crashes, corpora and summary.json")
-    parser.add_argument("--bombs-only", action="store_true", help="only the hostile-file memory table")
     parser.add_argument("--skip-bombs", action="store_true", help="only the fuzzing")
-    parser.add_argument("--write-md", action="store_true", help="write the section in bench/results/fuzz.md")
+    parser.add_argument("--write-md", action="store_true", help="write bench/results/fuzz.md")
     parser.add_argument("--child", choices=READERS, help=argparse.SUPPRESS)
+    parser.add_argument("--code", default="after", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
-    if args.out is None:
-        args.out = Path(tempfile.mkdtemp(prefix="rolecraft-fuzz-"))
+    args.out = args.out or Path(tempfile.mkdtemp(prefix="rolecraft-fuzz-"))
     readers = READERS if args.readers == "all" else tuple(args.readers.split(","))
-    summary = {"machine": machine(), "load_before": os.getloadavg()[0], "seed": args.seed,
-               "runs": [] if args.bombs_only else [fuzz(reader, args) for reader in readers],
-               "bombs": [] if args.skip_bombs else bombs(), "load_after": os.getloadavg()[0]}
+    codes = {"after": REPO / "src"}
+    if args.baseline_src:
+        codes = {"before": args.baseline_src.resolve(), **codes}
+    summary = {"machine": machine(), "load_before": os.getloadavg()[0], "seed": args.seed, "runs": [], "bombs": []}
+    for code, src in codes.items():
+        limit = {"runs": args.runs, "seconds": args.baseline_seconds if code == "before" else args.seconds}
+        summary["runs"] += [fuzz(reader, code, src, limit, args) for reader in readers]
+    if not args.skip_bombs:
+        summary["bombs"] = bombs(codes)
+    summary["load_after"] = os.getloadavg()[0]
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     text = report(summary, sys.argv[1:])
     print(text)
     if args.write_md:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text("# Fuzzing the card readers\n\n" + text + "\n", encoding="utf-8")
-    if any(run["crash_classes"] or run["fatal"] for run in summary["runs"]):
+    if any(run["crash_classes"] or run["fatal"] for run in summary["runs"] if run["code"] == "after"):
         sys.exit(1)
 
 
-def fuzz(reader: str, args: argparse.Namespace) -> dict:
-    """One libFuzzer process on one reader; its figures from libFuzzer's final statistics."""
-    crashes = args.out / "crashes" / reader
-    crashes.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, __file__, "--child", reader, "--seed", str(args.seed), "--runs", str(args.runs),
-               "--seconds", str(args.seconds), "--rss-limit-mb", str(args.rss_limit_mb), "--out", str(args.out)]
+def _env(src: Path) -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": f"{src}:{REPO}"}
+
+
+def fuzz(reader: str, code: str, src: Path, limit: dict[str, int], args: argparse.Namespace) -> dict:
+    """One libFuzzer process on one reader of one source tree; its figures from libFuzzer's output."""
+    out = args.out / code
+    (out / "crashes" / reader).mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, __file__, "--child", reader, "--code", code, "--seed", str(args.seed),
+               "--runs", str(limit["runs"]), "--seconds", str(limit["seconds"]),
+               "--rss-limit-mb", str(args.rss_limit_mb), "--out", str(out)]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=os.environ | {"PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=_env(src))
     wall = time.perf_counter() - started
     log = done.stdout + done.stderr
-    (args.out / f"{reader}.log").write_text(log)
+    (out / f"{reader}.log").write_text(log)
     stats = {k: int(v) for k, v in _STAT.findall(log)}
     status = _STATUS.findall(log)
-    fatal = re.findall(r"ERROR: libFuzzer: ([\w-]+)|==\d+== ERROR: libFuzzer: ([\w-]+)", log)
     row = {
+        "code": code,
         "reader": reader,
         "inputs": stats.get("number_of_executed_units", int(status[-1][0]) if status else 0),
         "seconds": round(wall, 1),
         "coverage": int(status[-1][1]) if status else 0,
         "corpus": int(status[-1][3]) if status else 0,
         "peak_rss_mb": stats.get("peak_rss_mb"),
-        "crash_classes": sorted(p.stem for p in crashes.glob("*.txt")),
-        "fatal": [a or b for a, b in fatal],
+        "crash_classes": sorted(p.stem for p in (out / "crashes" / reader).glob("*.txt")),
+        "fatal": _FATAL.findall(log),
         "exit": done.returncode,
     }
-    print(f"{reader}: {row['inputs']} inputs in {row['seconds']} s, coverage {row['coverage']}, "
+    print(f"{code} {reader}: {row['inputs']} inputs in {row['seconds']} s, coverage {row['coverage']}, "
           f"{len(row['crash_classes'])} crash classes, peak RSS {row['peak_rss_mb']} MB", file=sys.stderr)
     return row
 
@@ -136,7 +152,7 @@ import sys, tempfile
 from pathlib import Path
 from rolecraft.cards import export_card, load_character
 from rolecraft.errors import RolecraftError
-path, outcome = Path(sys.argv[1]), "loaded"
+path, outcome = Path(sys.argv[1]), "loaded and exported"
 try:
     character = load_character(path)
     with tempfile.TemporaryDirectory() as out:
@@ -144,49 +160,62 @@ try:
             try:
                 export_card(character, Path(out) / name, version)
             except RolecraftError as e:
-                outcome = "export refused: " + str(e)[:100]
+                outcome = "export refused: " + e.problem.split(": ", 1)[-1]
 except RolecraftError as e:
-    outcome = "refused: " + str(e)[:100]
+    outcome = "refused: " + e.problem.split(": ", 1)[-1]
 peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))  # this program's own peak
 print(int(peak.split()[1]) // 1024, outcome)
 """
 
 
-def bombs() -> list[dict]:
+def bombs(codes: dict[str, Path]) -> list[dict]:
     from tests import card_bombs
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name, make in card_bombs.HOSTILE.items():
             path = make(Path(folder))
-            started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, cwd=REPO,
-                                  env=os.environ | {"PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
-            peak, _, outcome = done.stdout.strip().partition(" ")
-            rows.append({"file": name, "bytes": path.stat().st_size, "peak_rss_mb": int(peak) if peak.isdigit() else None,
-                         "seconds": round(time.perf_counter() - started, 2),
-                         "outcome": outcome or done.stderr.strip().splitlines()[-1][:160]})
-            print(f"{name}: {rows[-1]}", file=sys.stderr)
+            row = {"file": name, "bytes": path.stat().st_size}
+            for code, src in codes.items():
+                started = time.perf_counter()
+                done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
+                                      cwd=REPO, env=_env(src))
+                peak, _, outcome = done.stdout.strip().partition(" ")
+                crash = (done.stderr.strip().splitlines() or ["?"])[-1]
+                row[code] = {"peak_rss_mb": int(peak) if peak.isdigit() else None, "outcome": outcome or crash[:120],
+                             "seconds": round(time.perf_counter() - started, 2)}
+            rows.append(row)
+            print(f"{name}: {row}", file=sys.stderr)
     return rows
 
 
 def report(summary: dict, argv: list[str]) -> str:
-    lines = [f"`python bench/fuzz_cards.py {' '.join(argv)}` — {summary['machine']}; 1-min load "
-             f"{summary['load_before']:.1f} before, {summary['load_after']:.1f} after; libFuzzer seed {summary['seed']}.", ""]
+    lines = [f"`python bench/fuzz_cards.py {' '.join(argv)}`", "",
+             f"{summary['machine']}; 1-min load {summary['load_before']:.1f} before, {summary['load_after']:.1f} "
+             f"after; libFuzzer seed {summary['seed']}.", ""]
     if summary["runs"]:
-        lines += ["| reader | inputs tried | seconds | inputs/s | coverage (edges) | corpus | crash classes | fatal | peak RSS MB |",
-                  "|---|---:|---:|---:|---:|---:|---|---|---:|"]
+        lines += ["| code | reader | inputs tried | seconds | inputs/s | coverage (edges) | corpus | crash classes "
+                  "| fatal | peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
         for r in summary["runs"]:
             rate = r["inputs"] / r["seconds"] if r["seconds"] else 0
-            lines.append(f"| {r['reader']} | {r['inputs']:,} | {r['seconds']} | {rate:,.0f} | {r['coverage']} | {r['corpus']} | "
-                         f"{', '.join(r['crash_classes']) or 'none'} | {', '.join(r['fatal']) or 'none'} | {r['peak_rss_mb']} |")
+            classes = f"{len(r['crash_classes'])}: {', '.join(r['crash_classes'])}" if r["crash_classes"] else "0"
+            lines.append(f"| {r['code']} | {r['reader']} | {r['inputs']:,} | {r['seconds']} | {rate:,.0f} | "
+                         f"{r['coverage']} | {r['corpus']} | {classes} | {', '.join(r['fatal']) or 'none'} | "
+                         f"{r['peak_rss_mb']} |")
         lines.append("")
-    plain = next((b for b in summary["bombs"] if b["file"].startswith("plain")), None)
     if summary["bombs"]:
-        lines += ["| hostile file | size | peak RSS MB | × plain card | seconds | outcome |", "|---|---:|---:|---:|---:|---|"]
-    for b in summary["bombs"]:
-        ratio = b["peak_rss_mb"] / plain["peak_rss_mb"] if plain and b["peak_rss_mb"] and plain["peak_rss_mb"] else 0
-        lines.append(f"| {b['file']} | {b['bytes']:,} B | {b['peak_rss_mb']} | {ratio:.2f} | {b['seconds']} | {b['outcome']} |")
+        codes = [c for c in ("before", "after") if c in summary["bombs"][0]]
+        plain = {c: summary["bombs"][0][c]["peak_rss_mb"] for c in codes}  # the first file is a plain card
+        lines += ["| hostile file | size | " + " | ".join(f"{c}: peak RSS MB (× plain card) | {c}: outcome"
+                                                           for c in codes) + " |",
+                  "|---|---:|" + "---:|---|" * len(codes)]
+        for b in summary["bombs"]:
+            cells = []
+            for c in codes:
+                peak = b[c]["peak_rss_mb"]
+                ratio = f" ({peak / plain[c]:.2f}×)" if peak and plain[c] else ""
+                cells += [f"{peak}{ratio}", f"{b[c]['outcome']} ({b[c]['seconds']} s)"]
+            lines.append(f"| {b['file']} | {b['bytes']:,} B | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

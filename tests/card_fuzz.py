@@ -206,7 +206,10 @@ def _exported(path: Path, version: str) -> None:
 
 
 def _activate(character) -> None:
-    from rolecraft.agent.lorebook import Lorebook
+    try:
+        from rolecraft.agent.lorebook import Lorebook
+    except ImportError:  # a rolecraft from before lorebook activation (bench/fuzz_cards.py --baseline-src)
+        return
     from rolecraft.llm.base import as_messages
 
     book = Lorebook.from_character(character)

@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from rolecraft.errors import RolecraftError
+from rolecraft.errors import RolecraftError, shown
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -41,14 +41,6 @@ BOMB_RATIO = 100
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
                struct.error, OverflowError, KeyError)  # what zipfile raises on damaged or exotic archives
-
-
-def shown(value: Any, limit: int = 60) -> str:
-    """A value from a hostile file, quoted for a one-line error message: printable and short."""
-    if not isinstance(value, str):
-        value = value.decode("latin-1") if isinstance(value, bytes) else json.dumps(value)
-    clean = "".join(c if c.isprintable() else "?" for c in value[: limit + 1])
-    return f"'{clean[:limit]}…'" if len(clean) > limit else f"'{clean}'"
 
 
 def parse_card_json(raw: bytes | str, where: str) -> Any:
@@ -243,9 +235,10 @@ def write_charx(card: dict[str, Any], original: bytes | None = None, where: str 
     copies: dict[str, zipfile.ZipInfo] = {}  # safe name -> source entry
     card_entry = _card_entry(source) if source else None
     for info in source.infolist() if source else []:
-        if not info.is_dir() and info is not card_entry and (name := safe_name(info.filename)):
+        # (not ZipInfo.is_dir: it fails on an empty name)
+        if (name := safe_name(info.filename)) and not info.filename.endswith("/") and info is not card_entry:
             copies[_unused(name, copies)] = info
-    renamed = {info.filename: name for name, info in copies.items()}
+    renamed = {info.filename: name for name, info in copies.items() if info.filename != name}
     card = _relinked(card, renamed)
     links = [a["uri"] for a in _assets(card) if a["uri"].startswith(EMBEDDED)]
     missing = [uri for uri in links if uri.removeprefix(EMBEDDED) not in copies]
@@ -298,7 +291,7 @@ def _assets(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _relinked(card: dict[str, Any], renamed: dict[str, str]) -> dict[str, Any]:
     """`card` with each `embeded://` asset link pointing at its entry's new name."""
-    moves = {f"{EMBEDDED}{old}": f"{EMBEDDED}{new}" for old, new in renamed.items() if old != new}
+    moves = {f"{EMBEDDED}{old}": f"{EMBEDDED}{new}" for old, new in renamed.items()}
     if not moves or not any(a["uri"] in moves for a in _assets(card)):
         return card
     data = dict(card["data"])

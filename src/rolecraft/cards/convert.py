@@ -14,7 +14,6 @@ import copy
 import re
 from typing import Any
 
-from rolecraft.cards.containers import shown
 from rolecraft.cards.schema import (
     comma_list,
     export_book,
@@ -26,7 +25,7 @@ from rolecraft.cards.schema import (
     text,
 )
 from rolecraft.character import Character, LoreEntry, Source
-from rolecraft.errors import RolecraftError
+from rolecraft.errors import RolecraftError, shown
 from rolecraft.profile import split_paragraphs
 
 V2, V3 = "chara_card_v2", "chara_card_v3"
@@ -159,7 +158,7 @@ def _v2_or_v3(card: dict[str, Any] | None) -> dict[str, Any]:
     if card is None:
         return {"spec": V2, "spec_version": "2.0", "data": copy.deepcopy(DATA_DEFAULTS)}
     card = copy.deepcopy(card)
-    if card.get("spec") in (V2, V3):
+    if card.get("spec") in (V2, V3) and isinstance(card.get("data"), dict):
         return card
     data = copy.deepcopy(DATA_DEFAULTS) | {key: card[key] for key in (*V1_FIELDS, *_V1_KEPT) if key in card}
     data |= _sillytavern_v1(card)
