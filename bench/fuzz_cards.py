@@ -34,6 +34,7 @@ READERS = ("profile", "json", "png", "charx", "lorebook")
 _STAT = re.compile(r"^stat::(\w+):\s*(\d+)", re.M)
 _STATUS = re.compile(r"#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _FATAL = re.compile(r"ERROR: libFuzzer: ([\w-]+)")
+PROBE_TIMEOUT = 300  # seconds for one hostile file's load + export
 
 
 def main() -> None:
@@ -178,8 +179,11 @@ def bombs(codes: dict[str, Path]) -> list[dict]:
             row = {"file": name, "bytes": path.stat().st_size}
             for code, src in codes.items():
                 started = time.perf_counter()
-                done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
-                                      cwd=REPO, env=_env(src))
+                try:
+                    done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
+                                          cwd=REPO, env=_env(src), timeout=PROBE_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    done = subprocess.CompletedProcess([], 1, "", f"no answer within {PROBE_TIMEOUT} s (stopped)")
                 peak, _, outcome = done.stdout.strip().partition(" ")
                 crash = (done.stderr.strip().splitlines() or ["?"])[-1]
                 row[code] = {"peak_rss_mb": int(peak) if peak.isdigit() else None, "outcome": outcome or crash[:120],

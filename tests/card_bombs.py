@@ -80,6 +80,17 @@ def deep_json(folder: Path, depth: int = 100_000) -> Path:
     return path
 
 
+def many_lore_json(folder: Path, count: int = 5000) -> Path:
+    """A card with `count` lorebook entries (each pair of entries alike, as copied entries are)."""
+    card = v2_card()
+    card["data"]["character_book"]["entries"] = [{"keys": [f"k{i // 2}"], "content": f"Entry {i // 2}.",
+                                                   "extensions": {}, "enabled": True, "insertion_order": i}
+                                                  for i in range(count)]
+    path = folder / f"lore-{count}.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
 def plain_json(folder: Path) -> Path:
     path = folder / "plain.json"
     path.write_text(json.dumps(v2_card()))
@@ -104,6 +115,7 @@ HOSTILE = {
     "CHARX, 200 MB zero-filled asset": zeros_charx,
     "CHARX, card.json after 1 GB of spaces": spaces_card_charx,
     "CHARX, 100,000 entries": many_entries_charx,
+    "JSON, 5,000 lorebook entries": many_lore_json,
     "CHARX, traversal entry names": traversal_charx,
     "PNG, text chunk claiming 4 GB": huge_chunk_png,
     "JSON, nested 100,000 deep": deep_json,

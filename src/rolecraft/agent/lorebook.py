@@ -72,7 +72,7 @@ class Lorebook:
             found = [i for i in pending if self._triggered(self.entries[i], recent, inserted, user)]
             if not found:
                 break
-            pending = [i for i in pending if i not in found]
+            pending = sorted(set(pending) - set(found))
             new = []
             for i in sorted(found, key=lambda i: _rank(self.entries[i]), reverse=True):
                 text = self.character.expand(self.entries[i].content, user).strip()

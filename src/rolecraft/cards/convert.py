@@ -77,7 +77,7 @@ def card_to_character(card: Any, path: str = "", container: str = "json") -> Cha
         full_name=name,
         short_name=text(data.get("nickname")).strip() or name,  # {{char}} is the whole card name
         paragraphs=[p for key in ("description", "personality", "scenario") for p in split_paragraphs(fields[key])],
-        lore=[lore_entry(e) for e in _entries(data) if isinstance(e, dict)],
+        lore=[lore_entry(e) for e in _entries(data.get("character_book")) if isinstance(e, dict)],
         description=fields["description"],
         personality=fields["personality"],
         scenario=fields["scenario"],
@@ -142,8 +142,7 @@ def character_to_card(character: Character, version: str = "v2",
     book = data.pop("character_book", None)  # one that is not an object carries nothing
     if character.lore or isinstance(book, dict):
         book = book if isinstance(book, dict) else {}
-        data["character_book"] = export_book(book, _book_entries(_entries({"character_book": book}), character.lore,
-                                                                 version))
+        data["character_book"] = export_book(book, _book_entries(_entries(book), character.lore, version))
     for key, value in (extensions or {}).items():
         old = data["extensions"].get(key)
         data["extensions"][key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
@@ -170,7 +169,7 @@ def _sillytavern_v1(card: dict[str, Any]) -> dict[str, Any]:
     """Where SillyTavern puts its V1-era fields when it upgrades a card: its creator notes
     (`creatorcomment`), `creator` and `talkativeness` (tags come from the Character)."""
     fields: dict[str, Any] = {}
-    notes = card.get("creatorcomment", card.get("creator_notes"))
+    notes = next((card[key] for key in ("creatorcomment", "creator_notes") if card.get(key) is not None), None)
     if notes is not None:
         fields["creator_notes"] = text(notes)
     if "creator" in card:
@@ -196,17 +195,18 @@ def _to_v2(card: dict[str, Any]) -> None:
 def _book_entries(original: list[Any], lore: list[LoreEntry], version: str) -> list[dict[str, Any]]:
     """Lorebook entries for `lore`, reusing each unchanged original entry (decorators, settings and
     unknown fields) with its spec fields in their types."""
-    pool = [(entry, lore_entry(entry)) for entry in original if isinstance(entry, dict)]
+    pool: dict[str, list[dict[str, Any]]] = {}  # a LoreEntry's JSON -> the original entries that give it
+    for entry in original:
+        if isinstance(entry, dict):
+            pool.setdefault(lore_entry(entry).model_dump_json(), []).append(entry)
     entries = []
     for item in lore:
-        match = next((pair for pair in pool if pair[1] == item), None)
-        if match:
-            pool.remove(match)
-        entries.append(export_entry(match[0] if match else {}, item, version, keep_content=match is not None))
+        same = pool.get(item.model_dump_json())
+        raw = same.pop(0) if same else None
+        entries.append(export_entry(raw or {}, item, version, keep_content=raw is not None))
     return entries
 
 
-def _entries(data: dict[str, Any]) -> list[Any]:
-    book = data.get("character_book")
+def _entries(book: Any) -> list[Any]:
     entries = book.get("entries") if isinstance(book, dict) else None
     return entries if isinstance(entries, list) else []
