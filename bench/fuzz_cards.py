@@ -70,8 +70,7 @@ def main() -> None:
     text = report(summary, sys.argv[1:])
     print(text)
     if args.write_md:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text("# Fuzzing the card readers\n\n" + text + "\n", encoding="utf-8")
+        write_section(text)
     if any(run["crash_classes"] or run["fatal"] for run in summary["runs"] if run["code"] == "after"):
         sys.exit(1)
 
@@ -221,6 +220,17 @@ def report(summary: dict, argv: list[str]) -> str:
                 cells += [f"{peak}{ratio}", f"{b[c]['outcome']} ({b[c]['seconds']} s)"]
             lines.append(f"| {b['file']} | {b['bytes']:,} B | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    """Replace the figures in bench/results/fuzz.md (between its markers), keeping the prose around them."""
+    start, end = "<!-- fuzz_cards figures -->", "<!-- /fuzz_cards figures -->"
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Fuzzing the card readers\n"
+    block = f"{start}\n{text.strip()}\n{end}"
+    new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, old, flags=re.S) if start in old \
+        else f"{old.rstrip()}\n\n{block}\n"
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(new, encoding="utf-8")
 
 
 def machine() -> str:
