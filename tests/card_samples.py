@@ -13,6 +13,9 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 SECRET = "CREATOR-NOTES-SECRET: never prompt this"
+_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_PROFILES = [*sorted(_SHARED.glob("character-llm/profiles/wiki_*.txt")),
+                   *sorted(_SHARED.glob("apc/wiki/wiki_*.txt"))]
 
 
 def v2_card() -> dict[str, Any]:
@@ -75,6 +78,62 @@ def v1_card() -> dict[str, Any]:
     data = v2_card()["data"]
     v1_fields = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
     return {key: data[key] for key in v1_fields} | {"avatar": "none", "chat": "Sera - 2024", "create_date": "2024"}
+
+
+def st_v1_card() -> dict[str, Any]:
+    """A V1 card as SillyTavern wrote them before V2: its own fields beside the V1 ones."""
+    return {
+        "name": "Old Sera",
+        "description": "<CHAR> keeps the lighthouse.\n\n<BOT> tells <USER> about storms.",
+        "personality": "calm",
+        "scenario": "",
+        "first_mes": "*<CHAR> waves.* Hello, <user>.",
+        "mes_example": "",
+        "creatorcomment": "Made for the 2023 contest.",
+        "creator": "oldhand",
+        "talkativeness": "0.5",
+        "tags": "fantasy, sea , ,lighthouse",
+        "fav": False,
+        "avatar": "none",
+        "chat": "Old Sera - 2023-5-1 @12h 00m 00s 000ms",
+        "create_date": "2023-5-1 @12h 00m 00s 000ms",
+    }
+
+
+def loose_book() -> dict[str, Any]:
+    """A lorebook as loose tools write them: string keys and ids, fields missing, logic in extensions."""
+    return {
+        "entries": [
+            {"keys": "lighthouse, lamp", "content": "The lamp burns whale oil.", "id": "7"},
+            {"keys": ["brother"], "secondary_keys": "Tobin", "selective": True, "content": "Tobin sailed away.",
+             "extensions": {"selectiveLogic": 3}, "id": "tobin"},
+            {"key": ["storm"], "keys": None, "content": "No keys: never activated by text.", "enabled": "yes"},
+            {"keys": ["/sea ?shant(y|ies)/i"], "content": "Sera sings shanties.", "insertion_order": "5",
+             "constant": 1},
+        ],
+    }
+
+
+def hostile_cards() -> list[dict[str, Any]]:
+    """Cards whose fields hold the wrong types, extreme numbers, deep nesting or lone surrogates."""
+    deep: Any = "bottom"
+    for _ in range(90):  # deep, within the readers' limit of 100 levels
+        deep = {"d": deep}
+    v2 = v2_card()
+    data = v2["data"]
+    return [
+        {"name": "V1 with data", "data": 5, "tags": ["a", 1, None]},
+        v2 | {"data": data | {"character_book": {"entries": 5, "scan_depth": "deep"}}},
+        v2 | {"spec_version": 2, "data": data | {"name": 5, "tags": "a,b", "alternate_greetings": "hi",
+                                                 "extensions": []}},
+        v2 | {"data": data | {"extensions": {"deep": deep}}},
+        v2 | {"data": data | {"character_book": {"entries": [{"keys": [1, None], "content": 5,
+                                                            "insertion_order": 10**30, "priority": "high",
+                                                            "id": {"x": 1}, "position": 3}]}}},
+        v2 | {"data": data | {"name": "Lone \ud800 surrogate", "creator": 3.5}},
+        v3_card() | {"data": v3_card()["data"] | {"assets": 5, "creator_notes_multilingual": "x", "nickname": 3,
+                                                   "group_only_greetings": None, "source": "web"}},
+    ]
 
 
 def png_with_text(texts: dict[str, str], size: tuple[int, int] = (8, 12)) -> bytes:

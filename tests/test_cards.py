@@ -10,10 +10,23 @@ import zipfile
 import pytest
 from PIL import Image
 
-from rolecraft.cards import character_to_card, export_card, load_character
+from rolecraft.cards import card_to_character, character_to_card, export_card, load_character
 from rolecraft.cards.containers import png_chunks
 from rolecraft.errors import RolecraftError
-from tests.card_samples import SECRET, b64, card_png, charx, png_with_text, v1_card, v2_card, v3_card, write
+from tests.card_samples import (
+    SECRET,
+    b64,
+    card_png,
+    charx,
+    loose_book,
+    png_with_text,
+    st_v1_card,
+    v1_card,
+    v2_card,
+    v3_card,
+    write,
+)
+from tests.card_schema import card_problems
 
 
 def fields(character):
@@ -143,7 +156,7 @@ def test_edits_are_exported_and_untouched_lore_keeps_its_settings(tmp_path):
     assert data["character_book"]["entries"][:2] == v3_card()["data"]["character_book"]["entries"]
     assert data["character_book"]["entries"][2] | {"insertion_order": 0} == {
         "keys": ["lighthouse"], "content": "The lamp burns whale oil.", "extensions": {}, "enabled": True,
-        "insertion_order": 0, "name": "Lamp", "use_regex": False}
+        "insertion_order": 0, "name": "Lamp", "use_regex": False, "priority": 5}  # activation settings travel
     assert data["extensions"] == v3_card()["data"]["extensions"] | {"rolecraft": {"keep": 1, "adapter": "sera-sft"}}
     assert character.source.card == v3_card()  # exporting does not touch the loaded card
 
@@ -251,3 +264,67 @@ def test_failed_export_writes_nothing(tmp_path):
         export_card(character, existing, image=GOOD_PNG[:50])
     assert existing.read_bytes() == b"old bytes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.json", "keep.png"]  # no temp file left
+
+
+# --- SillyTavern's V1-era cards and loose lorebooks (what SillyTavern's importer does with them) -------
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_sillytavern_v1_fields_arrive_in_data(tmp_path, version):
+    character = load_character(write(tmp_path / "old.json", st_v1_card()))
+    assert character.tags == ["fantasy", "sea", "lighthouse"]  # split on commas, trimmed, empties dropped
+    assert not any("contest" in text for text in strings(fields(character)))  # creator notes stay out
+    card = load_character(export_card(character, tmp_path / f"new.{version}.json", version)).source.card
+    data = card["data"]
+    assert data["creator_notes"] == "Made for the 2023 contest." and data["creator"] == "oldhand"
+    assert data["tags"] == ["fantasy", "sea", "lighthouse"] and data["extensions"]["talkativeness"] == "0.5"
+    assert card_problems(card, version) == []
+    assert card["creatorcomment"] == st_v1_card()["creatorcomment"]  # the V1 copy stays at top level
+
+
+def test_creator_notes_under_their_v1_name_fall_back_and_string_tags_in_v2_are_kept(tmp_path):
+    card = st_v1_card()
+    del card["creatorcomment"]
+    card["creator_notes"] = "Notes."
+    character = load_character(write(tmp_path / "a.json", card))
+    assert character_to_card(character, "v2")["data"]["creator_notes"] == "Notes."
+    v2 = v2_card()
+    v2["data"]["tags"] = "fantasy,  sea"
+    character = load_character(write(tmp_path / "b.json", v2))
+    assert character.tags == ["fantasy", "sea"] and character_to_card(character)["data"]["tags"] == ["fantasy", "sea"]
+    v2["data"]["alternate_greetings"] = "Storm's coming."  # one greeting as a string, as SillyTavern accepts
+    assert load_character(write(tmp_path / "c.json", v2)).alternate_greetings == ["Storm's coming."]
+
+
+def test_legacy_macros_expand_like_bot():
+    character = card_to_character(st_v1_card())
+    assert character.expand(character.description, user="Ann") == (
+        "Old Sera keeps the lighthouse.\n\nOld Sera tells Ann about storms.")
+    assert character.expand("<char>, {{charIfNotGroup}}, <GROUP>, <user>", "Ann") == "Old Sera, Old Sera, Old Sera, Ann"
+
+
+def test_original_is_the_default_prompt_in_any_case():
+    from rolecraft.formats.persona import chat_system_prompt, post_history_instructions
+
+    character = card_to_character(v2_card() | {"data": v2_card()["data"] | {
+        "system_prompt": "{{Original}} Speak in verse.", "post_history_instructions": "{{ORIGINAL}}Stay brief."}})
+    assert chat_system_prompt(character).startswith("You are Seraphina Vale. Stay in character")
+    assert "{{" not in chat_system_prompt(character) and post_history_instructions(character) == "Stay brief."
+
+
+def test_a_loose_lorebook_is_read_and_exported_as_a_strict_one(tmp_path):
+    card = v2_card()
+    card["data"]["character_book"] = loose_book()
+    character = load_character(write(tmp_path / "loose.json", card))
+    lamp, tobin, storm, shanty = character.lore
+    assert lamp.keys == ["lighthouse", "lamp"]  # a string of keys keeps every key
+    assert (tobin.secondary_keys, tobin.selective, tobin.selective_logic) == (["Tobin"], True, "and_all")
+    assert storm.keys == [] and storm.enabled  # "yes"
+    assert (shanty.keys, shanty.insertion_order, shanty.constant) == (["/sea ?shant(y|ies)/i"], 5, True)
+    for version in ("v2", "v3"):
+        exported = load_character(export_card(character, tmp_path / f"out-{version}.json", version))
+        entries = exported.source.card["data"]["character_book"]["entries"]
+        assert card_problems(exported.source.card, version) == []
+        ids = [7, None, None, None] if version == "v2" else ["7", "tobin", None, None]  # V3 allows string ids
+        assert [e.get("id") for e in entries] == ids
+        assert entries[0]["insertion_order"] == 100 and entries[0]["extensions"] == {} and entries[0]["enabled"] is True
+        assert [e.model_dump() for e in exported.lore] == [e.model_dump() for e in character.lore]

@@ -8,16 +8,31 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 DEFAULT_USER = "User"
-_MACRO = re.compile(r"\{\{\s*(char|user)\s*\}\}|<(BOT|USER)>", re.IGNORECASE)
+# {{char}} / {{user}}, SillyTavern's legacy <BOT> / <CHAR> / <USER>, and its group forms (a one-to-one
+# chat's "group" is the character).
+_MACRO = re.compile(r"\{\{\s*(char|user|charIfNotGroup|group)\s*\}\}|<(BOT|CHAR|USER|CHARIFNOTGROUP|GROUP)>",
+                    re.IGNORECASE)
+SelectiveLogic = Literal["and_any", "not_all", "not_any", "and_all"]
 
 
 class LoreEntry(BaseModel):
-    """A lorebook entry: a ready-made persona fact, found by its keys."""
+    """A lorebook entry: a ready-made persona fact, and when a front end inserts it (the card fields
+    that decide activation; rolecraft.agent.lorebook applies them). Other fields stay in the card."""
 
     keys: list[str] = Field(default_factory=list)
     content: str
     name: str = ""
     enabled: bool = True
+    constant: bool = False  # always inserted
+    selective: bool = False  # secondary keys count, by `selective_logic`
+    secondary_keys: list[str] = Field(default_factory=list)
+    selective_logic: SelectiveLogic = "and_any"  # SillyTavern's extensions.selectiveLogic 0..3
+    insertion_order: int | float = 0  # lower comes first in the prompt; higher is kept first in the budget
+    priority: int | float | None = None  # kept before insertion order when the budget is short
+    case_sensitive: bool | None = None
+    use_regex: bool = False  # V3: every key is a regular expression
+    match_whole_words: bool | None = None  # SillyTavern's extensions.match_whole_words
+    scan_depth: int | None = None  # SillyTavern's extensions.scan_depth: this entry's own depth
 
 
 class Source(BaseModel):
@@ -67,11 +82,11 @@ class Character(BaseModel):
         return slug or "character"
 
     def expand(self, text: str, user: str = DEFAULT_USER) -> str:
-        """Replace {{char}} / {{user}} (and the legacy <BOT> / <USER>) macros."""
+        """Replace {{char}} / {{user}} (and the legacy <BOT> / <CHAR> / <USER>) macros."""
 
         def sub(m: re.Match[str]) -> str:
             which = (m.group(1) or m.group(2)).lower()
-            return self.name if which in ("char", "bot") else user
+            return user if which == "user" else self.name
 
         return _MACRO.sub(sub, text)
 

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from rolecraft.character import Character, Source
-from rolecraft.errors import RolecraftError
+from rolecraft.errors import RolecraftError, shown
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _NAME_LINE = re.compile(r"^\s*(?:name|名称|姓名|名字)\s*[:：]\s*(.+?)\s*$", re.IGNORECASE)
@@ -46,7 +46,7 @@ def parse_profile(text: str, path: str | Path = "") -> Character:
         paragraphs = ([rest.strip()] if rest.strip() else []) + paragraphs[1:]
         if not paragraphs:
             raise RolecraftError(
-                f"{where}: the profile has a '# {full_name}' header but no text",
+                f"{where}: the profile has a header ({shown(full_name)}) but no text",
                 "add paragraphs describing the character after the header, separated by blank lines",
             )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from rolecraft.agent.charllm import respond_character_llm
+from rolecraft.agent.lorebook import Lorebook
 from rolecraft.agent.reply import Reply, Retriever
 from rolecraft.character import DEFAULT_USER, Character
 from rolecraft.errors import RolecraftError
@@ -54,6 +55,8 @@ class Agent:
         self.style = style
         # APC's long-context agent: the whole profile (what fits in half the window) in the prompt.
         self.profile_in_prompt = profile_in_prompt
+        # The card's lorebook, activated by the chat as front ends do (the whole profile already holds it).
+        self.lorebook = None if profile_in_prompt else Lorebook.from_character(character, context_chars // 4)
 
     @classmethod
     def from_workspace(cls, workspace: Workspace | str | Path, model: str | ChatModel = "embedded", **options) -> Agent:
@@ -79,10 +82,11 @@ class Agent:
         return chat_system_prompt(self.character, self.user, facts, extra, profile_chars)
 
     def retrieve(self, history: Sequence[Message]) -> list[str]:
-        if not self.retriever:
-            return []
+        """The lorebook entries the chat activates, then the facts retrieval finds for the last user turn."""
+        lore = self.lorebook.activate(history, self.user) if self.lorebook else []
         query = next((m.content for m in reversed(history) if m.role == "user"), "")
-        return self.retriever.search(query, self.k) if query else []
+        facts = self.retriever.search(query, self.k) if self.retriever and query else []
+        return lore + [f for f in facts if f not in lore]
 
     def messages(self, history: Sequence[Message | dict], facts: Sequence[str] | None = None) -> list[Message]:
         """The chat prompt for the next reply: persona system message (with the history's own system
@@ -132,7 +136,7 @@ class Agent:
 
     async def _retrieve(self, history: Sequence[Message]) -> list[str]:
         # A relevance classifier scores every candidate fact: keep that CPU work off the event loop.
-        return await asyncio.to_thread(self.retrieve, history) if self.retriever else []
+        return await asyncio.to_thread(self.retrieve, history) if self.retriever or self.lorebook else []
 
 
 def assemble(

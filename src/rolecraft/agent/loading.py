@@ -44,8 +44,8 @@ def resolve_character(
 def fact_retriever(character: Character, workspace: Workspace | None = None):
     """Retrieval for the prompt, or None. In a workspace: APC's RAG over every statement and lore
     entry (faithfulness.retrieval.FactRetriever), ranked by the trained relevance discriminator, or by
-    embedding similarity where statements exist but no discriminator was trained. Otherwise a card's
-    lorebook works as front ends use it: entries whose keys the user's turn mentions."""
+    embedding similarity where statements exist but no discriminator was trained. (A card's lorebook
+    is activated by the Agent itself, as front ends do: rolecraft.agent.lorebook.)"""
     if workspace is not None and character.facts():
         from rolecraft.faithfulness.discriminators import META, ClassifierDiscriminator
         from rolecraft.faithfulness.retrieval import FactRetriever
@@ -54,18 +54,4 @@ def fact_retriever(character: Character, workspace: Workspace | None = None):
         trained = ClassifierDiscriminator(relevance) if (relevance / META).exists() else None
         if trained or character.statements:
             return FactRetriever(character.name, character.facts(), trained)
-    if any(e.enabled and e.keys for e in character.lore):
-        return LoreKeywords(character)
     return None
-
-
-class LoreKeywords:
-    """Lorebook entries whose keys (case-insensitive) occur in the query, in lorebook order."""
-
-    def __init__(self, character: Character):
-        self.entries = [(tuple(k.lower() for k in e.keys if k.strip()), character.expand(e.content))
-                        for e in character.lore if e.enabled and e.keys and e.content.strip()]
-
-    def search(self, query: str, k: int) -> list[str]:
-        text = query.lower()
-        return [content for keys, content in self.entries if any(key in text for key in keys)][:k]

@@ -71,7 +71,7 @@ def export_card(character: Character, path: str | Path, version: str = "v2", ima
     if suffix == ".json":
         blob = json.dumps(card, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
     elif suffix == ".charx":
-        blob = write_charx(card, _source_bytes(character, "charx"))
+        blob = write_charx(card, _source_bytes(character, "charx"), str(path))
     else:
         chunks = {"chara": card}
         if version == "v3":  # older front ends read only `chara`, so V3 PNGs carry a V2 copy too

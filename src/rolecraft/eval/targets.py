@@ -125,7 +125,7 @@ def build_target(spec: AgentSpec, character: Character, pool: ModelPool, workspa
     adapter = workspace.find_adapter(spec.adapter) if workspace and spec.adapter else None
     agent = assemble(character, workspace, pool.get(spec.model, adapter), retrieval=spec.retrieval, k=spec.k,
                      style=spec.style)
-    if spec.retrieval == "rag" and agent.retriever is None:
+    if spec.retrieval == "rag" and agent.retriever is None and agent.lorebook is None:
         raise RolecraftError(
             f"agent '{spec.name}': no retrieval for {character.name} (no statements or lore)",
             "extract statements first (rolecraft statements), or use 'profile' for a long-context agent",

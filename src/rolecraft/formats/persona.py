@@ -18,6 +18,7 @@ DEFAULT_SYSTEM = (
     "and know only what {name} would know."
 )
 _START = re.compile(r"^\s*<START>\s*$", re.MULTILINE | re.IGNORECASE)
+_ORIGINAL = re.compile(r"\{\{original\}\}", re.IGNORECASE)  # as SillyTavern's macros: any case
 
 
 def chat_system_prompt(
@@ -33,7 +34,7 @@ def chat_system_prompt(
     c = character
     default = DEFAULT_SYSTEM.format(full_name=c.full_name, name=c.name)
     # Card V2: a card's system_prompt replaces the default; `{{original}}` inside it stands for the default.
-    head = c.expand(c.system_prompt, user).replace("{{original}}", default) if c.system_prompt.strip() else default
+    head = _ORIGINAL.sub(lambda _: default, c.expand(c.system_prompt, user)) if c.system_prompt.strip() else default
     parts = [head]
     if profile_chars > 0:
         parts += _fitting(c.knowledge(user), profile_chars)
@@ -54,7 +55,7 @@ def chat_system_prompt(
 
 def post_history_instructions(character: Character, user: str = DEFAULT_USER) -> str:
     # `{{original}}` would stand for a front end's own default, which rolecraft does not have.
-    return character.expand(character.post_history_instructions, user).replace("{{original}}", "").strip()
+    return _ORIGINAL.sub("", character.expand(character.post_history_instructions, user)).strip()
 
 
 def fit_history(turns: Sequence[Message], budget: int) -> list[Message]:
