@@ -50,10 +50,24 @@ CASES = [
     ("negative temperature", "/chat/completions", with_(temperature=-1), 422),
     ("top_p of zero", "/chat/completions", with_(top_p=0), 422),
     ("unknown role", "/chat/completions", with_(messages=[{"role": "wizard", "content": "hi"}]), 422),
-    ("several choices", "/chat/completions", with_(n=3), 422),
+    ("too many choices", "/chat/completions", with_(n=17), 422),
+    ("a number as a string", "/chat/completions", with_(max_tokens="3"), 400),  # strict, as the schema says
+    ("NaN is not JSON", "/chat/completions", b'{"model": "alice", "messages": [], "temperature": NaN}', 400),
+    ("nesting too deep to parse", "/chat/completions", b"[" * 20_000, 400),
+    ("logit_bias key not a token id", "/chat/completions", with_(logit_bias={"hello": -100}), 422),
+    ("logit_bias beyond -100", "/chat/completions", with_(logit_bias={"5": -500}), 422),
+    ("logit_bias token outside the vocabulary", "/chat/completions", with_(logit_bias={"123456": -100}), 422),
+    ("logprobs not a boolean in chat", "/chat/completions", with_(logprobs=5), 400),
+    ("too many top_logprobs", "/chat/completions", with_(logprobs=True, top_logprobs=21), 422),
+    ("repetition_penalty of zero", "/chat/completions", with_(repetition_penalty=0), 422),
+    ("too many stop strings", "/chat/completions", with_(stop=[f"s{i}" for i in range(65)]), 422),
     ("completion without prompt", "/completions", with_(messages=...), 400),
     ("completion with a negative max_tokens", "/completions", json.dumps({"model": "alice", "prompt": "x", "max_tokens": -1}).encode(), 422),
-    ("streaming several prompts", "/completions", json.dumps({"model": "alice", "prompt": ["a", "b"], "stream": True}).encode(), 422),
+    ("tokenize with neither prompt nor messages", "/tokenize", b'{"model": "alice"}', 422),
+    ("tokenize with both prompt and messages", "/tokenize", json.dumps({"prompt": "x", "messages": GOOD["messages"]}).encode(), 422),
+    ("tokenize for an unknown model", "/tokenize", b'{"model": "nobody", "prompt": "x"}', 404),
+    ("detokenize an id outside the vocabulary", "/detokenize", b'{"tokens": [1, 999999]}', 422),
+    ("detokenize a negative id", "/detokenize", b'{"tokens": [-1]}', 422),
 ]
 
 
@@ -80,4 +94,5 @@ def test_a_huge_body_without_content_length_is_cut_off(server):
 def test_unknown_routes_and_methods_answer_in_the_same_shape(server):
     for response, status in ((server.get("/nowhere"), 404), (server.get("/chat/completions"), 405)):
         assert response.status_code == status and response.json()["error"]["message"]
+    assert server.patch("/models").headers["allow"] == "GET"  # 405 says what is allowed (RFC 9110)
     assert server.get("/models").json()["data"][0]["id"] == "alice"
