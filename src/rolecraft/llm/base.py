@@ -84,6 +84,10 @@ class Completion(BaseModel):
     reasoning: str = ""  # thinking that is not part of the reply (a character's thoughts, a reasoning model's)
 
 
+class ConversationError(RolecraftError):
+    """The model cannot take this conversation (its chat template rejects it): the caller's input."""
+
+
 class TokenCodec(Protocol):
     """A model's tokenizer as the server's /tokenize endpoints and logit_bias checks use it."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, TokenLogprob, as_messages
+from rolecraft.llm.base import ChatModel, Completion, Conversation, ConversationError, SamplingParams, TokenLogprob, as_messages
 from rolecraft.memory import release_memory, trim_heap
 from rolecraft.weights import LOAD_LOCK
 
@@ -141,9 +141,14 @@ class HFChatModel(ChatModel):
 
     def render(self, messages: Sequence[Any]) -> str:
         """The exact prompt text a conversation becomes (chat template + generation prompt)."""
-        return self.tokenizer.apply_chat_template(
-            [m.model_dump() for m in as_messages(messages)], tokenize=False, add_generation_prompt=True
-        )
+        from jinja2 import TemplateError
+
+        try:
+            return self.tokenizer.apply_chat_template(
+                [m.model_dump() for m in as_messages(messages)], tokenize=False, add_generation_prompt=True
+            )
+        except (TemplateError, ValueError) as e:  # e.g. roles that do not alternate, or no message
+            raise ConversationError(f"the chat template of {self.name} rejects this conversation ({e})", "change the messages") from None
 
     async def _run(self, prompts: list[str], params: SamplingParams, schema: dict | None) -> list[Completion]:
         # One generate at a time per model: torch already uses every core for a batch.
@@ -186,7 +191,7 @@ class HFChatModel(ChatModel):
                 max_new_tokens=params.max_tokens,
                 pad_token_id=tok.pad_token_id,
                 do_sample=not params.greedy,
-                logits_processor=processors(params, inputs["input_ids"].shape[1], constraint, recorder),
+                logits_processor=processors(params, inputs["input_ids"].shape[1], tok.eos_token_id, constraint, recorder),
                 stopping_criteria=StoppingCriteriaList([tracer]),
             )
         trim_heap()  # a long batch frees GBs of activations that glibc would otherwise keep

@@ -38,13 +38,13 @@ NEUTRAL_SAMPLING = {**NEUTRAL, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "mi
 
 
 def processors(
-    params: SamplingParams, prompt_length: int, constraint: Any = None, recorder: LogprobRecorder | None = None
+    params: SamplingParams, prompt_length: int, eos: int, constraint: Any = None, recorder: LogprobRecorder | None = None
 ) -> LogitsProcessorList:
     chain: list[Any] = [recorder] if recorder is not None else []  # first: it sees the raw logits
     if params.repetition_penalty != 1.0:
         chain.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.logit_bias or params.frequency_penalty or params.presence_penalty:
-        chain.append(AdditivePenalties(params, prompt_length))
+        chain.append(AdditivePenalties(params, prompt_length, eos))
     if constraint is not None:
         chain.append(constraint)
     if not params.greedy:
@@ -63,7 +63,8 @@ class AdditivePenalties(LogitsProcessor):
     """OpenAI's frequency and presence penalties (subtracted per occurrence / once, counting only the
     generated tokens, as vLLM does) and logit_bias (added; BAN or lower removes the token)."""
 
-    def __init__(self, params: SamplingParams, prompt_length: int):
+    def __init__(self, params: SamplingParams, prompt_length: int, eos: int):
+        self.eos = eos
         self.bias = params.logit_bias
         self.frequency = params.frequency_penalty
         self.presence = params.presence_penalty
@@ -82,6 +83,8 @@ class AdditivePenalties(LogitsProcessor):
                     if 0 <= token < scores.shape[-1]:
                         self._bias[token] = float("-inf") if value <= BAN else value
             scores = scores + self._bias
+            if (dead := torch.isinf(scores).all(dim=-1)).any():  # every token banned: the reply ends here
+                scores[dead, self.eos] = 0.0
         return scores
 
 

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rolecraft.agent import Agent
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import Completion, SamplingParams, TokenCodec
+from rolecraft.llm.base import Completion, ConversationError, SamplingParams, TokenCodec
 from rolecraft.serve.openapi import openapi_document
 from rolecraft.serve.protocol import (
     APIError,
@@ -116,6 +116,10 @@ def create_app(agents: dict[str, Agent], settings: ServeSettings | None = None, 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> Response:  # 404, 405 (with Allow)
         return await api_error(request, APIError(err.status_code, str(err.detail), headers=err.headers))
+
+    @app.exception_handler(ConversationError)
+    async def rejected_conversation(request: Request, err: ConversationError) -> Response:
+        return await api_error(request, APIError(422, str(err), param="messages"))
 
     @app.exception_handler(RolecraftError)
     async def backend_error(request: Request, err: RolecraftError) -> Response:
@@ -291,7 +295,8 @@ def _sse(events: AsyncIterator[dict[str, Any]], admission: Admission) -> Streami
                     yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
             except RolecraftError as e:  # the status line is gone already: report in the stream
                 log.warning("generation failed mid-stream: %s", e)
-                yield f"data: {json.dumps(APIError(502, str(e)).body())}\n\n"
+                status = 422 if isinstance(e, ConversationError) else 502
+                yield f"data: {json.dumps(APIError(status, str(e)).body())}\n\n"
             except Exception as e:
                 log.exception("internal error while streaming")
                 yield f"data: {json.dumps(APIError(500, f'internal error ({type(e).__name__})').body())}\n\n"

@@ -58,6 +58,9 @@ REASONS = {400: "Not JSON, or a field missing or of the wrong type", 401: "Missi
            404: "No such model", 413: "Body over the size limit", 422: "A field with an invalid value",
            501: "The model is generated on another server, which has the tokenizer",
            502: "The upstream server failed", 503: "Busy: too many requests in progress (Retry-After)"}  # fmt: skip
+# One server-sent event (OpenAPI before 3.2 describes each event): its data is a chunk as JSON,
+# an error body, or [DONE] at the end.
+EVENT = {"type": "object", "required": ["data"], "properties": {"event": {"const": "message"}, "data": {"type": "string"}}}
 UNDESCRIBED = {"/", "/static", "/openapi.json"}
 
 
@@ -84,7 +87,7 @@ def openapi_document(routes: Sequence[BaseRoute], model_ids: Sequence[str], voca
                 raise RuntimeError(f"{method.upper()} {path} has no entry in rolecraft.serve.openapi.OPERATIONS")
             content = {"application/json": {"schema": ref(op.answer, "serialization")}}
             if op.streams:
-                content["text/event-stream"] = {"schema": {"type": "string", "description": "OpenAI's chunks as SSE"}}
+                content["text/event-stream"] = {"schema": EVENT}
             operation: dict[str, Any] = {
                 "summary": op.summary,
                 "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
@@ -122,3 +125,19 @@ def _fill_in(components: dict[str, Any], model_ids: Sequence[str], vocab_size: i
             prop.update(served)
     if vocab_size is not None:
         components["DetokenizeRequest"]["properties"]["tokens"]["items"]["maximum"] = vocab_size - 1
+        for name in ("ChatRequest", "CompletionRequest"):
+            bias = next(b for b in components[name]["properties"]["logit_bias"]["anyOf"] if b.get("type") == "object")
+            bias["propertyNames"] = {"pattern": _numbers_up_to(vocab_size - 1)}
+
+
+def _numbers_up_to(top: int) -> str:
+    """A pattern for the decimal numbers 0 ... top, without leading zeros."""
+    digits = str(top)
+    shorter = ["[0-9]"] + [f"[1-9][0-9]{{{n - 1}}}" for n in range(2, len(digits))] if len(digits) > 1 else []
+    same = []
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 and len(digits) > 1 else 0
+        if int(d) > low:
+            rest = len(digits) - i - 1
+            same.append(digits[:i] + f"[{low}-{int(d) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "^(" + "|".join([*shorter, *same, digits]) + ")$"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WithJsonSchema, model_validator
 
 from rolecraft.llm.base import Message, SamplingParams
 
@@ -53,7 +53,13 @@ class APIError(Exception):
 
 MAX_CHOICES = 16  # `n`: choices in one request
 StopString = Annotated[str, Field(max_length=256)]
-TokenId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")]  # logit_bias keys: token ids as strings
+TOKEN_ID = r"^(0|[1-9][0-9]{0,8})$"  # a token id, written as JSON writes numbers
+# Token id (as a string) → bias. Spelled out: pydantic's own schema would let other keys through.
+LogitBias = Annotated[
+    dict[Annotated[str, StringConstraints(pattern=TOKEN_ID)], Annotated[float, Field(ge=-100.0, le=100.0)]],
+    WithJsonSchema({"type": "object", "propertyNames": {"pattern": TOKEN_ID},
+                    "additionalProperties": {"type": "number", "minimum": -100.0, "maximum": 100.0}}),
+]  # fmt: skip
 
 
 class _Body(BaseModel):
@@ -80,10 +86,10 @@ class _Request(_Body):
     # Samplers of local servers (vLLM, llama.cpp) and OpenAI's penalties; absent or neutral = off.
     top_k: int | None = Field(None, ge=-1)  # -1 or 0: off, as in vLLM
     min_p: float | None = Field(None, ge=0.0, le=1.0)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    repetition_penalty: float | None = Field(None, ge=0.01, le=10.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    logit_bias: dict[TokenId, Annotated[float, Field(ge=-100.0, le=100.0)]] | None = None
+    logit_bias: LogitBias | None = None
 
     def sampling(self, default_max_tokens: int, max_tokens_cap: int, seed: int) -> SamplingParams:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
@@ -136,7 +142,7 @@ class ChatRequest(_Request):
 
 
 class CompletionRequest(_Request):
-    prompt: str | list[str] = Field(min_length=1)
+    prompt: Annotated[str, Field(min_length=1)] | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     max_tokens: int | None = Field(16, ge=1)  # the OpenAI default for text completions
     logprobs: int | None = Field(None, ge=0, le=20)  # alternatives per token
 
@@ -152,11 +158,14 @@ class CompletionRequest(_Request):
 class TokenizeRequest(_Body):
     """vLLM's /tokenize: a raw `prompt`, or chat `messages` rendered with the model's chat template."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}]})
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+        {"required": ["messages"], "properties": {"messages": {"type": "array"}}},
+    ]})  # fmt: skip
 
     model: str | None = None  # absent: the first model served
     prompt: str | None = None
-    messages: list[ChatMessage] | None = None
+    messages: list[ChatMessage] | None = Field(None, min_length=1)
     add_special_tokens: bool | None = None  # default: true for a prompt, false for messages (as vLLM)
     return_token_strs: bool = False
 
@@ -176,10 +185,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _number(text: str) -> float | int:
+    """JSON Schema counts 6.0 as an integer, so a number without a fraction is read as one."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def parse_body(raw: bytes, model: type[_Body]) -> Any:
     """A request model from raw bytes, or the APIError that explains what is wrong with them."""
     try:
-        data = json.loads(raw, parse_constant=_no_constant)  # NaN and Infinity are Python's, not JSON
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_number)  # NaN and Infinity are Python's, not JSON
     except ValueError as e:
         raise APIError(400, f"the request body is not valid JSON ({e})") from None
     except RecursionError:
