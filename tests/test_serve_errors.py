@@ -68,6 +68,10 @@ CASES = [
     ("tokenize for an unknown model", "/tokenize", b'{"model": "nobody", "prompt": "x"}', 404),
     ("detokenize an id outside the vocabulary", "/detokenize", b'{"tokens": [1, 999999]}', 422),
     ("detokenize a negative id", "/detokenize", b'{"tokens": [-1]}', 422),
+    # Found by schemathesis (bench/schemathesis_serve.py), each was a 500 or a mismatch with the schema:
+    ("tokenize an empty conversation", "/tokenize", b'{"messages": []}', 422),  # was a 500
+    ("repetition_penalty small enough to overflow", "/chat/completions", with_(repetition_penalty=1e-300), 422),  # was a 500
+    ("tokenize with messages null and no prompt", "/tokenize", b'{"messages": null}', 422),
 ]
 
 
@@ -96,3 +100,37 @@ def test_unknown_routes_and_methods_answer_in_the_same_shape(server):
         assert response.status_code == status and response.json()["error"]["message"]
     assert server.patch("/models").headers["allow"] == "GET"  # 405 says what is allowed (RFC 9110)
     assert server.get("/models").json()["data"][0]["id"] == "alice"
+
+
+def test_whole_numbers_written_as_floats_are_integers(server):
+    """JSON Schema counts 2.0 as an integer (schemathesis sent it); so does the server."""
+    body = {**GOOD, "n": 2.0, "max_tokens": 3.0, "seed": 7.0}
+    response = server.post("/chat/completions", json=body)
+    assert response.status_code == 200 and len(response.json()["choices"]) == 2
+    assert server.post("/chat/completions", json={**GOOD, "n": 2.5}).status_code == 400
+
+
+def test_a_reply_with_every_token_banned_ends_instead_of_failing(server):
+    """Sampling from nothing but -inf was a 500 (NaN probabilities); now the reply simply ends."""
+    ban_all = {str(i): -100 for i in range(400)}
+    response = server.post("/chat/completions", json={**GOOD, "temperature": 1.0, "logit_bias": ban_all})
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == ""
+
+
+def test_tokenize_takes_a_prompt_next_to_null_messages(server):
+    response = server.post("/tokenize", json={"model": "alice", "prompt": "Alice", "messages": None})
+    assert response.status_code == 200 and response.json()["count"] >= 1
+
+
+def test_the_description_says_what_the_server_checks(server):
+    """What the handlers check is in /openapi.json: token ids within the vocabulary, as JSON writes numbers
+    (pydantic's own schema let any key through), and each streamed event."""
+    import re
+
+    doc = server.get(server.base_url.copy_with(path="/openapi.json")).json()
+    chat = doc["components"]["schemas"]["ChatRequest"]["properties"]["logit_bias"]["anyOf"][0]
+    ids = re.compile(chat["propertyNames"]["pattern"])
+    assert ids.match("0") and ids.match("399") and not any(ids.match(k) for k in ("400", "007", "x", "-1"))
+    assert chat["additionalProperties"] == {"type": "number", "minimum": -100.0, "maximum": 100.0}
+    events = doc["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"]
+    assert events["schema"]["required"] == ["data"]
