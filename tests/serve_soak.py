@@ -121,7 +121,7 @@ async def soak(app: Any, model: str, clients: int = 50, seconds: float = 180.0, 
             except httpx.HTTPError as e:
                 result.errors.append(f"{type(e).__name__}: {e}"[:200])
 
-    async with httpx.AsyncClient(timeout=max(120.0, seconds), limits=limits) as http:
+    async with httpx.AsyncClient(timeout=seconds + 600, limits=limits) as http:  # queued behind the model
         await asyncio.gather(*(client(http, i) for i in range(clients)))
     async with httpx.AsyncClient(timeout=60) as check:
         for _ in range(600):  # abandoned generations end at their next token
