@@ -72,6 +72,7 @@ CASES = [
     ("tokenize an empty conversation", "/tokenize", b'{"messages": []}', 422),  # was a 500
     ("repetition_penalty small enough to overflow", "/chat/completions", with_(repetition_penalty=1e-300), 422),  # was a 500
     ("tokenize with messages null and no prompt", "/tokenize", b'{"messages": null}', 422),
+    ("completion with an empty list of prompts", "/completions", b'{"model": "alice", "prompt": []}', 422),
 ]
 
 
@@ -134,3 +135,17 @@ def test_the_description_says_what_the_server_checks(server):
     assert chat["additionalProperties"] == {"type": "number", "minimum": -100.0, "maximum": 100.0}
     events = doc["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"]
     assert events["schema"]["required"] == ["data"]
+    prompt = doc["components"]["schemas"]["CompletionRequest"]["properties"]["prompt"]["anyOf"]
+    assert {"minLength": 1, "type": "string"} in prompt and any(b.get("minItems") == 1 for b in prompt)
+
+    def keywords(node):
+        if isinstance(node, dict):
+            yield from node
+            for value in node.values():
+                yield from keywords(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from keywords(value)
+
+    # pydantic once wrote bounds as unknown "ge"/"le" keywords that no validator reads.
+    assert not {"ge", "le", "gt", "lt"} & set(keywords(doc["components"]))
