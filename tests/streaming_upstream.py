@@ -2,7 +2,8 @@
 --backend openai:...` in tests and in bench/serve_overhead.py.
 
 Answers are words echoed from the request (deterministic, so a test can tell which request produced
-which answer), sent as one SSE event per word when `stream` is set. `latency` is added before the
+which answer), sent as one SSE event per word when `stream` is set, with made-up log-probabilities
+(one token per word) when a whole answer is asked for with `logprobs`. `latency` is added before the
 first token and `token_delay` between tokens. Every request body is recorded in `log`.
 
 Standalone: `python -m tests.streaming_upstream --port 8001 --latency 0.02 --token-delay 0.01`.
@@ -48,7 +49,7 @@ class Upstream:
             finish = "length" if len(words) == body.get("max_tokens") else "stop"
             if not body.get("stream"):
                 text = "".join(words)
-                choice = {"index": 0, "finish_reason": finish}
+                choice = {"index": 0, "finish_reason": finish, "logprobs": _logprobs(words, body, chat)}
                 choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
                 return JSONResponse({**head, "object": kind, "choices": [choice], "usage": usage})
 
@@ -82,6 +83,16 @@ class Upstream:
 
     def serve(self) -> BackgroundServer:
         return BackgroundServer(self.app)
+
+
+def _logprobs(words: list[str], body: dict[str, Any], chat: bool) -> dict[str, Any] | None:
+    """Made-up log-probabilities in OpenAI's shapes, one token per word, when the request asks."""
+    if not body.get("logprobs"):
+        return None
+    if chat:
+        return {"content": [{"token": w, "logprob": -0.5, "bytes": list(w.encode()), "top_logprobs": []} for w in words]}
+    return {"tokens": words, "token_logprobs": [-0.5] * len(words), "top_logprobs": [{w: -0.5} for w in words],
+            "text_offset": [sum(len(x) for x in words[:i]) for i in range(len(words))]}  # fmt: skip
 
 
 def _sse(event: dict[str, Any]) -> str:

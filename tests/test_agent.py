@@ -226,5 +226,6 @@ def test_character_llm_style_uses_the_papers_protocol(tiny):
     async def pieces():
         return [c async for c in agent.stream(history, params)]
 
-    [only] = run_sync(pieces())  # thinking-or-speaking is known only at the end: one piece
-    assert only.text == reply.text
+    *thoughts, speech = run_sync(pieces())  # each thought once complete, then the speech as one piece
+    assert [t.reasoning for t in thoughts] == reply.thoughts and not any(t.text for t in thoughts)
+    assert speech.text == reply.text and not speech.reasoning

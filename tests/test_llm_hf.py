@@ -114,3 +114,53 @@ def test_vllm_is_optional():
             load_model("vllm:/models/x")
     else:
         pytest.skip("vLLM is installed here; covered on GPU machines")
+
+
+# -- the samplers front ends send, and log-probabilities ------------------------------------------
+
+GREEDY = SamplingParams(max_tokens=12, temperature=0)
+
+
+def test_top_k_1_min_p_1_and_a_tiny_temperature_all_decode_greedily(tiny):
+    [greedy] = run_sync(tiny.generate(CHATS[1:], GREEDY))
+    for sampler in ({"top_k": 1}, {"min_p": 1.0}, {"temperature": 1e-6}):
+        params = SamplingParams(max_tokens=12, temperature=1.0, seed=5).model_copy(update=sampler)
+        assert run_sync(tiny.generate(CHATS[1:], params))[0].text == greedy.text, sampler
+    assert run_sync(tiny.generate(CHATS[1:], SamplingParams(max_tokens=12, temperature=1.0, seed=5)))[0].text != greedy.text
+
+
+def test_penalties_and_logit_bias_change_what_greedy_decoding_picks(tiny):
+    [greedy] = run_sync(tiny.generate(CHATS[1:], GREEDY.model_copy(update={"logprobs": 0})))
+    assert len(set(greedy.text)) <= 2  # the random tiny model repeats itself
+    for sampler in ({"frequency_penalty": 2.0}, {"presence_penalty": 2.0}):
+        assert run_sync(tiny.generate(CHATS[1:], GREEDY.model_copy(update=sampler)))[0].text != greedy.text, sampler
+    first = greedy.logprobs[0].token
+    ids = tiny.tokenizer(first, add_special_tokens=False)["input_ids"]
+    [banned] = run_sync(tiny.generate(CHATS[1:], GREEDY.model_copy(update={"logit_bias": {ids[0]: -100}, "logprobs": 0})))
+    assert first not in [t.token for t in banned.logprobs]
+    [forced] = run_sync(tiny.generate(CHATS[1:], GREEDY.model_copy(update={"logit_bias": {ids[0] + 1: 100}, "logprobs": 0})))
+    assert {t.token for t in forced.logprobs} == {tiny.tokenizer.decode([ids[0] + 1])}  # +100: that token only
+
+
+def test_logprobs_spell_the_text_whole_and_streamed(tiny):
+    params = SamplingParams(max_tokens=16, temperature=1.0, seed=2, logprobs=3)
+    [whole] = run_sync(tiny.generate(CHATS[1:], params))
+    assert "".join(t.token for t in whole.logprobs) == whole.text and len(whole.logprobs) == whole.completion_tokens
+    assert all(len(t.top_logprobs) == 3 and t.logprob <= 0 for t in whole.logprobs)
+    assert all(t.top_logprobs[0].logprob >= t.logprob for t in whole.logprobs)
+
+    async def pieces():
+        return [c async for c in tiny.stream(CHATS[1], params)]
+
+    chunks = run_sync(pieces())
+    assert "".join(c.text for c in chunks) == whole.text
+    assert [t for c in chunks for t in c.logprobs or []] == whole.logprobs
+    assert chunks[-1].completion_tokens == whole.completion_tokens and chunks[-1].finish_reason == whole.finish_reason
+
+
+def test_a_stop_string_cuts_text_and_logprobs_together(tiny):
+    params = SamplingParams(max_tokens=20, temperature=1.0, seed=3, logprobs=0)
+    free = run_sync(tiny.generate(CHATS[:1], params))[0].text
+    stop = free[len(free) // 2 : len(free) // 2 + 2]
+    [cut] = run_sync(tiny.generate(CHATS[:1], params.model_copy(update={"stop": [stop]})))
+    assert cut.text == free[: free.index(stop)] and "".join(t.token for t in cut.logprobs) == cut.text

@@ -86,7 +86,7 @@ def test_each_character_gets_exactly_its_own_adapter_even_concurrently(tiny_serv
 def test_streaming_matches_the_whole_reply(tiny_server):
     client = openai.OpenAI(base_url=tiny_server.url, api_key="unused")
     ask = dict(model="bob-stone", messages=HISTORY, max_tokens=16, temperature=1.0, seed=3,
-               extra_body={"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1})  # accepted, not rejected
+               extra_body={"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1})
     whole = client.chat.completions.create(**ask)
     chunks = list(client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}))
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
@@ -145,6 +145,29 @@ def test_several_system_messages_are_merged_and_sent_upstream_with_the_persona(t
             assert upstream.log[-1]["model"] == "base" and upstream.log[-1]["stream"] is True
             text = client.completions.create(model="bob-stone", prompt="once upon a time", max_tokens=3)
             assert text.choices[0].text == "echo once upon" and upstream.log[-1]["model"] == "bob-stone"
+
+
+def test_samplers_and_logprobs_are_passed_to_an_openai_upstream(tmp_path, tiny_model_dir):
+    """Only the samplers that are set go upstream (OpenAI itself rejects top_k and the like); n choices
+    are n requests with seeds seed, seed+1; the upstream's log-probabilities come back in OpenAI's shape."""
+    served = _characters(tmp_path, tiny_model_dir)
+    upstream = Upstream()
+    with upstream.serve() as up, BackgroundServer(create_app(build_agents(served, backend=f"openai:base@{up.url}"))) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="unused")
+        reply = client.chat.completions.create(
+            model="alice-liddell", messages=HISTORY, max_tokens=4, seed=9, n=2, logprobs=True, top_logprobs=2,
+            frequency_penalty=0.5, logit_bias={"7": -100}, extra_body={"top_k": 40, "repetition_penalty": 1.2},
+        )
+        sent = upstream.log[-2:]
+        assert sorted(b["seed"] for b in sent) == [9, 10] and len(reply.choices) == 2
+        for body in sent:
+            assert body["top_k"] == 40 and body["repetition_penalty"] == 1.2 and body["frequency_penalty"] == 0.5
+            assert body["logit_bias"] == {"7": -100} and body["logprobs"] is True and body["top_logprobs"] == 2
+            assert "min_p" not in body and "presence_penalty" not in body
+        tokens = [t.token for t in reply.choices[0].logprobs.content]
+        assert "".join(tokens) == reply.choices[0].message.content == "echo Tell me about"
+        text = client.completions.create(model="bob-stone", prompt="once upon a time", max_tokens=3, logprobs=1)
+        assert upstream.log[-1]["logprobs"] == 1 and text.choices[0].logprobs.tokens == ["echo", " once", " upon"]
 
 
 def test_api_key_guards_the_api_but_not_the_page(tiny_server):

@@ -9,6 +9,8 @@ Two prompt styles:
 - `chat` (default): a system prompt built from the card, for instruct students and chat templates.
 - `character-llm`: the paper's meta prompt and `Name (` protocol for students trained on that format;
   the model may think before it speaks, and thoughts come back in `Reply.thoughts`.
+
+A reply is the character's speech: a leading "Name:" and surrounding whitespace are removed (agent.speech).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-from rolecraft.agent.charllm import respond_character_llm
+from rolecraft.agent.charllm import respond_character_llm, stream_character_llm
 from rolecraft.agent.lorebook import Lorebook
 from rolecraft.agent.reply import Reply, Retriever
+from rolecraft.agent.speech import Speech
 from rolecraft.character import DEFAULT_USER, Character
 from rolecraft.errors import RolecraftError
 from rolecraft.formats.persona import chat_system_prompt, fit_history, post_history_instructions, with_instructions
@@ -109,7 +112,9 @@ class Agent:
             return await respond_character_llm(self.character, self.model, turns, params)
         facts = await self._retrieve(turns)
         [completion] = await self.model.generate([self.messages(turns, facts)], params or SamplingParams())
-        return Reply(text=completion.text.strip(), facts=facts, completion=completion)
+        said = self.speech().whole(completion)
+        thoughts = [completion.reasoning] if completion.reasoning else []
+        return Reply(text=said.text, thoughts=thoughts, facts=facts, completion=said)
 
     async def stream(
         self,
@@ -117,22 +122,27 @@ class Agent:
         params: SamplingParams | None = None,
         facts: Sequence[str] | None = None,
     ) -> AsyncIterator[Completion]:
-        """The reply in pieces (see ChatModel.stream); `facts`, when given, replace retrieval. The
-        character-llm style decides between thinking and speaking only once a turn is complete, so it
-        yields its speech as one piece."""
-        if self.style != "chat":
-            reply = await self.respond(history, params)
-            done = reply.completion or Completion(text="")
-            yield done.model_copy(update={"text": reply.text})
+        """The reply in pieces (see ChatModel.stream), shaped as respond() shapes it; thoughts come as
+        pieces with `reasoning` and no text. `facts`, when given, replace retrieval. The character-llm
+        style yields each thought when it is complete, then the speech."""
+        if self.style == "character-llm":
+            async for piece in stream_character_llm(self.character, self.model, history, params):
+                yield piece
             return
-        started = False
         history = as_messages(history)
         facts = await self._retrieve(history) if facts is None else facts
+        speech, last = self.speech(), Completion(text="")
         async for chunk in self.model.stream(self.messages(history, facts), params or SamplingParams()):
-            if not started:  # the same leading whitespace respond() strips
-                chunk = chunk.model_copy(update={"text": chunk.text.lstrip()})
-                started = bool(chunk.text)
-            yield chunk
+            if chunk.reasoning:
+                yield Completion(text="", reasoning=chunk.reasoning)
+            if (said := speech.push(chunk)) is not None:
+                yield said
+            last = chunk
+        yield speech.finish(last.model_copy(update={"reasoning": ""}))
+
+    def speech(self) -> Speech:
+        """What turns the model's raw text into this character's speech (see agent.speech)."""
+        return Speech([self.character.name, self.character.full_name])
 
     async def _retrieve(self, history: Sequence[Message]) -> list[str]:
         # A relevance classifier scores every candidate fact: keep that CPU work off the event loop.

@@ -4,21 +4,24 @@ The prompt is the meta prompt (Location / Status), the recent history as `Role (
 lines, and then `Name (` — the model itself chooses `thinking` or `speaking`. A thought is kept in the
 context and generation continues until the character speaks; the caller gets the speech as the reply
 and the thoughts separately (shown only on request). Works with any backend that continues raw text
-(`ChatModel.complete`): hf:, openai: (completions endpoint), vllm:.
+(`ChatModel.complete`): hf:, openai: (completions endpoint), vllm:. The server sends the thoughts
+as `reasoning_content`, which front ends show apart from the reply.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from pydantic import BaseModel
 
 from rolecraft.agent.reply import Reply
+from rolecraft.agent.speech import Speech
 from rolecraft.character import Character
 from rolecraft.formats.charllm import EOT, interactions_text, prompt_text
 from rolecraft.formats.experience import Turn, as_action
-from rolecraft.llm.base import ChatModel, Message, SamplingParams, as_messages
+from rolecraft.llm.base import ChatModel, Completion, Message, SamplingParams, as_messages
+from rolecraft.llm.tokens import clip_logprobs
 
 
 class CharLLMScene(BaseModel):
@@ -67,14 +70,52 @@ def _own_turn(text: str) -> str:
     return _NEXT_TURN.split(text.split(EOT, 1)[0], 1)[0]
 
 
+def _content_span(text: str) -> tuple[str, int, int]:
+    """What the model wrote after `Name (`: its action (`speaking` when it wrote no closing
+    parenthesis) and where the turn's content starts and ends in `text`."""
+    turn = _own_turn(text)
+    action, sep, rest = turn.partition(")")
+    if not sep or len(action) > 30:
+        return "speaking", 0, len(turn)
+    start = len(action) + 1 + (len(rest) - len(rest.lstrip(":")))
+    return as_action(action), start, len(turn)
+
+
 def parse_continuation(character: Character, text: str) -> Turn:
     """What the model wrote after `Name (`: `speaking): Hello` → a speaking turn. Without a closing
     parenthesis the whole text is taken as speech."""
-    text = _own_turn(text)
-    action, sep, rest = text.partition(")")
-    if not sep or len(action) > 30:
-        return Turn(role=character.name, action="speaking", content=text.strip())
-    return Turn(role=character.name, action=as_action(action), content=rest.lstrip(":").strip())
+    action, start, end = _content_span(text)
+    return Turn(role=character.name, action=action, content=text[start:end].strip())
+
+
+async def stream_character_llm(
+    character: Character,
+    model: ChatModel,
+    history: Sequence[Message | Turn | dict],
+    params: SamplingParams | None = None,
+    scene: CharLLMScene | None = None,
+    max_thoughts: int = 3,
+    max_turns: int = 8,
+) -> AsyncIterator[Completion]:
+    """The character's next turn: each thought as a piece with `reasoning` (up to `max_thoughts`, kept
+    in context) until a speaking turn comes, or the model is made to speak; then the speech as one
+    piece, carrying the completion's finish reason, token counts and log-probabilities."""
+    params = params or DEFAULT_PARAMS
+    params = params.model_copy(update={"stop": [EOT, *params.stop]})
+    turns = history_turns(character, history, (scene or CharLLMScene()).user)
+    for _ in range(max_thoughts):
+        [completion] = await model.complete([charllm_prompt(character, turns, scene, max_turns)], params)
+        action, start, end = _content_span(completion.text)
+        if action == "speaking":
+            break
+        turns.append(Turn(role=character.name, action=action, content=completion.text[start:end].strip()))
+        yield Completion(text="", reasoning=turns[-1].content)
+    else:  # still thinking: open a speaking turn ourselves (no trailing space: it belongs to the next token)
+        [completion] = await model.complete([charllm_prompt(character, turns, scene, max_turns) + "speaking):"], params)
+        start, end = 0, len(_own_turn(completion.text))
+    logprobs = None if completion.logprobs is None else clip_logprobs(completion.logprobs, start, end)
+    speech = completion.model_copy(update={"text": completion.text[start:end], "logprobs": logprobs})
+    yield Speech([character.name, character.full_name]).whole(speech)
 
 
 async def respond_character_llm(
@@ -86,19 +127,7 @@ async def respond_character_llm(
     max_thoughts: int = 3,
     max_turns: int = 8,
 ) -> Reply:
-    """The character's next reply: up to `max_thoughts` thoughts are generated and kept in context until
-    a speaking turn comes; then the model is made to speak. The reply text is that speech alone."""
-    params = params or DEFAULT_PARAMS
-    params = params.model_copy(update={"stop": [EOT, *params.stop]})
-    turns = history_turns(character, history, (scene or CharLLMScene()).user)
-    thoughts: list[str] = []
-    for _ in range(max_thoughts):
-        [completion] = await model.complete([charllm_prompt(character, turns, scene, max_turns)], params)
-        turn = parse_continuation(character, completion.text)
-        if turn.action == "speaking":
-            return Reply(text=turn.content, thoughts=thoughts, completion=completion)
-        thoughts.append(turn.content)
-        turns.append(turn)
-    # Still thinking: open a speaking turn ourselves (no trailing space: it belongs to the next token).
-    [completion] = await model.complete([charllm_prompt(character, turns, scene, max_turns) + "speaking):"], params)
-    return Reply(text=_own_turn(completion.text).strip(), thoughts=thoughts, completion=completion)
+    """The character's next reply: the speech, with the thoughts that came before it (stream_character_llm)."""
+    pieces = [p async for p in stream_character_llm(character, model, history, params, scene, max_thoughts, max_turns)]
+    *thoughts, speech = pieces
+    return Reply(text=speech.text, thoughts=[t.reasoning for t in thoughts], completion=speech)

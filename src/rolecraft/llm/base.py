@@ -12,7 +12,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -54,7 +54,8 @@ class SamplingParams(BaseModel):
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        # A temperature this small would overflow the logits; like vLLM, it means greedy decoding.
+        return self.temperature < 1e-5
 
     def cache_key(self) -> dict[str, Any]:
         """What identifies these settings in a request key: only the fields that differ from their
@@ -82,6 +83,26 @@ class Completion(BaseModel):
     finish_reason: Literal["stop", "length"] = "stop"
     cached: bool = False
     logprobs: list[TokenLogprob] | None = None  # when SamplingParams.logprobs asked for them
+    reasoning: str = ""  # thinking that is not part of the reply (a character's thoughts, a reasoning model's)
+
+
+class ConversationError(RolecraftError):
+    """The model cannot take this conversation (its chat template rejects it): the caller's input."""
+
+
+class TokenCodec(Protocol):
+    """A model's tokenizer as the server's /tokenize endpoints and logit_bias checks use it."""
+
+    vocab_size: int  # token ids are 0 .. vocab_size - 1
+    context_length: int | None  # the longest prompt + reply the model takes, when known
+
+    def encode(self, text: str, special: bool = True) -> list[int]:
+        """Token ids of `text`; `special` adds the tokens the tokenizer puts around a text (BOS)."""
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def render(self, conversation: Conversation) -> str:
+        """The prompt text a conversation becomes under the model's chat template."""
 
 
 def as_messages(conversation: Sequence[Message | dict[str, str]]) -> list[Message]:
@@ -137,6 +158,13 @@ class ChatModel(ABC):
         """`complete` for one raw prompt, in pieces (same chunk convention as `stream`)."""
         [completion] = await self.complete([prompt], params)
         yield completion
+
+    def codec(self) -> TokenCodec:
+        """The model's tokenizer, for backends that have one here."""
+        raise RolecraftError(
+            f"the {self.provider}: backend has no tokenizer in this process",
+            "count tokens on the server that runs the model, or serve a local hf: / embedded model",
+        )
 
     async def aclose(self) -> None:
         """Release connections or engines (optional)."""

@@ -1,5 +1,6 @@
 """Local transformers backend: batched chat generation on CPU or GPU, optional LoRA adapter,
-schema-constrained JSON through outlines' logits processors.
+schema-constrained JSON through outlines' logits processors, the samplers front ends send and
+log-probabilities (rolecraft.llm.hf_sampling).
 
 Spec: `hf:MODEL` or `hf:MODEL@ADAPTER`, MODEL a local folder or an id already in the HF cache.
 The model loads on first use, so building the backend (e.g. for `--help` or a cache hit) is free.
@@ -12,13 +13,14 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, adapter_digest, as_messages
+from rolecraft.llm.base import (ChatModel, Completion, Conversation, ConversationError, SamplingParams, TokenLogprob,
+                                adapter_digest, as_messages)
 from rolecraft.memory import release_memory, trim_heap
 from rolecraft.weights import LOAD_LOCK
 
@@ -132,9 +134,14 @@ class HFChatModel(ChatModel):
 
     def render(self, messages: Sequence[Any]) -> str:
         """The exact prompt text a conversation becomes (chat template + generation prompt)."""
-        return self.tokenizer.apply_chat_template(
-            [m.model_dump() for m in as_messages(messages)], tokenize=False, add_generation_prompt=True
-        )
+        from jinja2 import TemplateError
+
+        try:
+            return self.tokenizer.apply_chat_template(
+                [m.model_dump() for m in as_messages(messages)], tokenize=False, add_generation_prompt=True
+            )
+        except (TemplateError, ValueError) as e:  # e.g. roles that do not alternate, or no message
+            raise ConversationError(f"the chat template of {self.name} rejects this conversation ({e})", "change the messages") from None
 
     async def _run(self, prompts: list[str], params: SamplingParams, schema: dict | None) -> list[Completion]:
         # One generate at a time per model: torch already uses every core for a batch.
@@ -146,9 +153,17 @@ class HFChatModel(ChatModel):
             return out
 
     def _generate_batch(
-        self, prompts: list[str], params: SamplingParams, schema: dict | None, **generate_options: Any
+        self,
+        prompts: list[str],
+        params: SamplingParams,
+        schema: dict | None,
+        on_text: Callable[[int, str, list[TokenLogprob] | None], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> list[Completion]:
         import torch
+        from transformers import StoppingCriteriaList
+
+        from rolecraft.llm.hf_sampling import NEUTRAL, NEUTRAL_SAMPLING, LogprobRecorder, Tracer, processors
 
         tok, model = self.tokenizer, self.model
         # Chat templates already contain BOS where the model wants it.
@@ -156,42 +171,30 @@ class HFChatModel(ChatModel):
         # Seeded by the batch's content: the same batch samples the same tokens in any run.
         digest = hashlib.sha256(json.dumps([params.seed, prompts]).encode()).digest()
         torch.manual_seed(int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF)
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": params.max_tokens,
-            "pad_token_id": tok.pad_token_id,
-            "do_sample": not params.greedy,
-        }
-        if not params.greedy:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        if params.stop:
-            kwargs.update(stop_strings=params.stop, tokenizer=tok)
+        constraint = None
         if schema is not None:
-            from transformers import LogitsProcessorList
-
-            processor = self._json_processor(schema)
-            processor.reset()
-            kwargs["logits_processor"] = LogitsProcessorList([processor])
-        kwargs.update(generate_options)
+            constraint = self._json_processor(schema)
+            constraint.reset()
+        recorder = LogprobRecorder() if params.logprobs is not None else None
+        tracer = Tracer(tok, len(prompts), params, self._eos_ids, recorder, on_text, cancel)
         with torch.inference_mode():
-            output = model.generate(**inputs, **kwargs)
-        trim_heap()  # a long batch frees GBs of activations that glibc would otherwise keep
-        new = output[:, inputs["input_ids"].shape[1] :]
-        results = []
-        for row, mask in zip(new, inputs["attention_mask"]):
-            ids = row.tolist()
-            ids = [i for i in ids if i not in (tok.pad_token_id, tok.eos_token_id)]
-            text = _cut_at_stop(tok.decode(ids, skip_special_tokens=True), params.stop)
-            # Anything that ended before the token limit ended on EOS or a stop string.
-            ended = len(ids) < params.max_tokens
-            results.append(
-                Completion(
-                    text=text,
-                    prompt_tokens=int(mask.sum()),
-                    completion_tokens=len(ids),
-                    finish_reason="stop" if ended else "length",
-                )
+            model.generate(
+                **inputs,
+                **(NEUTRAL if params.greedy else NEUTRAL_SAMPLING),
+                max_new_tokens=params.max_tokens,
+                pad_token_id=tok.pad_token_id,
+                do_sample=not params.greedy,
+                logits_processor=processors(params, inputs["input_ids"].shape[1], tok.eos_token_id, constraint, recorder),
+                stopping_criteria=StoppingCriteriaList([tracer]),
             )
-        return results
+        trim_heap()  # a long batch frees GBs of activations that glibc would otherwise keep
+        return tracer.completions([int(n) for n in inputs["attention_mask"].sum(dim=1)])
+
+    @cached_property
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        return ids | {self.tokenizer.eos_token_id}
 
     async def stream(self, conversation: Conversation, params: SamplingParams) -> AsyncIterator[Completion]:
         async for chunk in self._stream(self.render(as_messages(conversation)), params):
@@ -202,32 +205,36 @@ class HFChatModel(ChatModel):
             yield chunk
 
     async def _stream(self, prompt: str, params: SamplingParams) -> AsyncIterator[Completion]:
-        """generate() runs in a thread and feeds transformers' async text streamer. Text that could
-        still turn into a stop string is held back until it cannot; a consumer that goes away (a
-        closed HTTP stream) stops the generation at the next token."""
-        from transformers import AsyncTextIteratorStreamer, StoppingCriteriaList
+        """generate() runs in a thread and hands each piece of text that is sure to stay (not the
+        start of a stop string) to this loop; a consumer that goes away (a closed HTTP stream) stops
+        the generation at the next token."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[Completion | None] = asyncio.Queue()
 
-        streamer = AsyncTextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        def on_text(row: int, text: str, logprobs: list[TokenLogprob] | None) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, Completion(text=text, logprobs=logprobs))
+
         cancel = threading.Event()
-        options = {"streamer": streamer, "stopping_criteria": StoppingCriteriaList([_Cancelled(cancel)])}
         await self._lock.acquire()
-        task = asyncio.ensure_future(asyncio.to_thread(self._generate_batch, [prompt], params, None, **options))
-        # A generate() that fails never ends its streamer; end it here so the error surfaces below.
-        task.add_done_callback(lambda t: t.exception() is not None and streamer.end())
-        held = _StopHold(params.stop)
+        task = asyncio.ensure_future(asyncio.to_thread(self._generate_batch, [prompt], params, None, on_text, cancel))
+        task.add_done_callback(lambda _: pieces.put_nowait(None))  # after every piece the thread queued
         try:
-            async for piece in streamer:
-                if text := held.push(piece):
-                    yield Completion(text=text)
-                if held.stopped:
-                    break
+            while (piece := await pieces.get()) is not None:
+                yield piece
             [done] = await task
         finally:
             # A cancelled consumer may not await anything any more, so the thread itself hands the
             # model back when it ends (at the next token once `cancel` is set).
             cancel.set()
             task.add_done_callback(lambda _: self._lock.release())
-        yield done.model_copy(update={"text": held.flush()})
+        yield done.model_copy(update={"text": "", "logprobs": None})
+
+    def codec(self) -> HFCodec:
+        return self._codec
+
+    @cached_property
+    def _codec(self) -> HFCodec:
+        return HFCodec(self)
 
     def _json_processor(self, schema: dict[str, Any]):
         """An outlines JSON-schema logits processor, built once per schema. Only the most recent few
@@ -250,44 +257,20 @@ class HFChatModel(ChatModel):
         return self._processors[key]
 
 
-def _cut_at_stop(text: str, stops: list[str]) -> str:
-    cuts = [i for s in stops if (i := text.find(s)) >= 0]
-    return text[: min(cuts)] if cuts else text
+class HFCodec:
+    """The tokenizer of an hf: model (see TokenCodec); reading the config does not load the weights."""
 
+    def __init__(self, model: HFChatModel):
+        from transformers import AutoConfig
 
-class _Cancelled:
-    """A stopping criterion that ends generation once `event` is set."""
+        self.tokenizer = model.tokenizer
+        self.render = model.render
+        self.vocab_size = len(self.tokenizer)
+        config = AutoConfig.from_pretrained(model.local_path())
+        self.context_length = getattr(config, "max_position_embeddings", None)
 
-    def __init__(self, event: threading.Event):
-        self.event = event
+    def encode(self, text: str, special: bool = True) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
 
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _StopHold:
-    """Streams text up to the first stop string, holding back a tail that may still begin one."""
-
-    def __init__(self, stops: list[str]):
-        self.stops = [s for s in stops if s]
-        self.buffer = ""
-        self.stopped = False
-
-    def push(self, piece: str) -> str:
-        if self.stopped:
-            return ""
-        self.buffer += piece
-        cuts = [i for s in self.stops if (i := self.buffer.find(s)) >= 0]
-        if cuts:
-            self.stopped = True
-            out, self.buffer = self.buffer[: min(cuts)], ""
-            return out
-        keep = max((n for s in self.stops for n in range(1, len(s)) if self.buffer.endswith(s[:n])), default=0)
-        out, self.buffer = self.buffer[: len(self.buffer) - keep], self.buffer[len(self.buffer) - keep :]
-        return out
-
-    def flush(self) -> str:
-        out, self.buffer = ("" if self.stopped else self.buffer), ""
-        return out
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids))

@@ -18,7 +18,7 @@ from typing import Any
 
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, adapter_digest
-from rolecraft.llm.hf import HFChatModel
+from rolecraft.llm.hf import HFChatModel, HFCodec
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ class AdapterModel(ChatModel):
         if self.adapter is not None:
             ident["adapter"] = adapter_digest(self.shared.adapters[self.adapter])
         return ident
+
+    def codec(self) -> HFCodec:
+        return self.shared.base.codec()
 
     async def generate(
         self, conversations: Sequence[Conversation], params: SamplingParams, schema: dict[str, Any] | None = None

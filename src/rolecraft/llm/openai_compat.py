@@ -32,7 +32,7 @@ from openai.types import Completion as TextCompletion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, as_messages
+from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, TokenLogprob, TopLogprob, as_messages
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONCURRENCY = 16
@@ -135,19 +135,22 @@ class OpenAIChatModel(ChatModel):
         messages = [m.model_dump() for m in as_messages(conversation)]
         async with slots:
             with self._explained_errors():
-                body = {"model": self.name, "messages": messages, **_sampling(params), **extra}
+                body = {"model": self.name, "messages": messages, **_sampling(params, chat=True), **extra}
                 response = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
         choice = response.choices[0]
-        return _completion(choice.message.content or "", choice.finish_reason, response.usage)
+        return _completion(
+            choice.message.content or "", choice.finish_reason, response.usage,
+            _logprobs(choice.logprobs, chat=True), _reasoning(choice.message),
+        )  # fmt: skip
 
     async def _complete(self, prompt: str, params: SamplingParams) -> Completion:
         client, slots = self._session()
         async with slots:
             with self._explained_errors():
-                body = {"model": self.name, "prompt": prompt, **_sampling(params)}
+                body = {"model": self.name, "prompt": prompt, **_sampling(params, chat=False)}
                 response = await client.post("/completions", body=body, cast_to=TextCompletion)
         choice = response.choices[0]
-        return _completion(choice.text, choice.finish_reason, response.usage)
+        return _completion(choice.text, choice.finish_reason, response.usage, _logprobs(choice.logprobs, chat=False))
 
     @contextmanager
     def _explained_errors(self) -> Iterator[None]:
@@ -208,11 +211,11 @@ class OpenAIChatModel(ChatModel):
 
     async def stream(self, conversation: Conversation, params: SamplingParams) -> AsyncIterator[Completion]:
         messages = [m.model_dump() for m in as_messages(conversation)]
-        async for chunk in self._stream("chat", messages=messages, **_sampling(params)):
+        async for chunk in self._stream("chat", messages=messages, **_sampling(params, chat=True)):
             yield chunk
 
     async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[Completion]:
-        async for chunk in self._stream("text", prompt=prompt, **_sampling(params)):
+        async for chunk in self._stream("text", prompt=prompt, **_sampling(params, chat=False)):
             yield chunk
 
     async def _stream(self, kind: str, **request: Any) -> AsyncIterator[Completion]:
@@ -228,10 +231,13 @@ class OpenAIChatModel(ChatModel):
                     async for event in events:
                         usage = event.usage or usage
                         for choice in event.choices:
-                            text = (choice.delta.content if kind == "chat" else choice.text) or ""
+                            chat = kind == "chat"
+                            text = (choice.delta.content if chat else choice.text) or ""
+                            logprobs = _logprobs(choice.logprobs, chat)
+                            reasoning = _reasoning(choice.delta) if chat else ""
                             finish = choice.finish_reason or finish
-                            if text:
-                                yield Completion(text=text)
+                            if text or logprobs or reasoning:
+                                yield Completion(text=text, logprobs=logprobs, reasoning=reasoning)
         yield _completion("", finish, usage)
 
 
@@ -247,7 +253,7 @@ def _concurrency_from_env() -> int:
     return int(value)
 
 
-def _sampling(params: SamplingParams) -> dict[str, Any]:
+def _sampling(params: SamplingParams, chat: bool) -> dict[str, Any]:
     options: dict[str, Any] = {
         "max_tokens": params.max_tokens,
         "temperature": params.temperature,
@@ -256,16 +262,49 @@ def _sampling(params: SamplingParams) -> dict[str, Any]:
     }
     if params.stop:
         options["stop"] = params.stop
+    # Only samplers that are set: OpenAI itself rejects the local servers' ones (top_k, min_p, ...).
+    for name in ("frequency_penalty", "presence_penalty", "top_k", "min_p", "repetition_penalty"):
+        if (value := getattr(params, name)) != SamplingParams.model_fields[name].default:
+            options[name] = value
+    if params.logit_bias:
+        options["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
+    if params.logprobs is not None:
+        options.update({"logprobs": True, "top_logprobs": params.logprobs} if chat else {"logprobs": params.logprobs})
     return options
 
 
-def _completion(text: str, finish_reason: str | None, usage: Any) -> Completion:
+def _completion(text: str, finish_reason: str | None, usage: Any, logprobs: list[TokenLogprob] | None = None,
+                reasoning: str = "") -> Completion:  # fmt: skip
     return Completion(
         text=text,
         prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
         completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
         finish_reason="length" if finish_reason == "length" else "stop",
+        logprobs=logprobs,
+        reasoning=reasoning,
     )
+
+
+def _logprobs(given: Any, chat: bool) -> list[TokenLogprob] | None:
+    """The server's log-probabilities in either of OpenAI's shapes (chat: `content`; text: parallel lists)."""
+    if given is None:
+        return None
+    if chat:
+        return [
+            TokenLogprob(token=t.token, logprob=t.logprob, top_logprobs=[TopLogprob(token=a.token, logprob=a.logprob) for a in t.top_logprobs or []])
+            for t in given.content or []
+        ]  # fmt: skip
+    tops = given.top_logprobs or [{} for _ in given.tokens or []]
+    return [
+        TokenLogprob(token=token, logprob=logprob or 0.0, top_logprobs=[TopLogprob(token=k, logprob=v) for k, v in (top or {}).items()])
+        for token, logprob, top in zip(given.tokens or [], given.token_logprobs or [], tops)
+    ]  # fmt: skip
+
+
+def _reasoning(message: Any) -> str:
+    """Thinking a reasoning model's server sends apart (vLLM, DeepSeek: reasoning_content; others: reasoning)."""
+    extra = getattr(message, "model_extra", None) or {}
+    return extra.get("reasoning_content") or extra.get("reasoning") or ""
 
 
 def _connection_reason(err: BaseException) -> str:
