@@ -72,7 +72,7 @@ def test_a_new_stage_is_one_file_and_one_line(tmp_path):
     from rolecraft.cards import load_character
     from rolecraft.pipeline import Models, build_steps, run_build
     from rolecraft.pipeline.presets import tiny
-    from rolecraft.synth.experiences import ExperiencesStep
+    from rolecraft.synth.qa import QAStep
 
     doc = (REPO / "docs" / "architecture.md").read_text()
     walkthrough = doc[doc.index("## Adding a stage"):doc.index("## The workspace owns")]
@@ -89,13 +89,13 @@ def test_a_new_stage_is_one_file_and_one_line(tmp_path):
     with StubServer(fill="Mira Voss keeps the Greywater light burning") as server:
         models = Models(teacher=f"openai:stub@{server.url}")
         steps = build_steps(tiny(), models)
-        steps = steps[: [type(s) for s in steps].index(ExperiencesStep) + 1]  # the build up to the step it reads
+        steps = steps[: [type(s) for s in steps].index(QAStep) + 1]  # the build up to the step it reads
         steps.append(eval(line.strip().rstrip(","), vars(module)))  # the registration line
         ws, runs = run_build(character, tmp_path / "ws", tiny(), models, steps=steps)
         assert runs[-1].name == "word_count" and not runs[-1].cached
         rows = ws.read("word_count", module.WordCount)
-        experiences = ws.read("experiences", ExperiencesStep.record)
-        assert [r.experience for r in rows] == [e.id for e in experiences] and all(r.words > 0 for r in rows)
+        answers = ws.read("qa", QAStep.record)
+        assert [r.row for r in rows] == [a.id for a in answers] and all(r.words > 0 for r in rows)
         assert ws.entry("word_count")["status"] == "done" and ws.entry("word_count")["rows"] == len(rows)
         _, again = run_build(character, tmp_path / "ws", tiny(), models, steps=steps)
         assert all(r.cached for r in again)

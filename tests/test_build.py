@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -63,15 +64,22 @@ def test_build_resumes_after_kill_without_repeating_calls_and_then_does_nothing(
 
         resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
+        # One progress display, ours: no third-party bar (tqdm's "| 12/49 [00:01<00:00, 9.1it/s]") or warning
+        # on the terminal; the libraries' lines are in the workspace's log instead.
+        terminal = resumed.stdout + resumed.stderr
+        assert not re.search(r"\d+%\||it/s\]|examples/s\]|Warning|warnings\.warn|^\[transformers\]", terminal, re.M), terminal
+        assert "training (SFT)" in terminal
+        assert "sft: done" in (ws / "logs" / "rolecraft.log").read_text()
         after = bodies(teacher)[len(before_kill):]
         repeated = set(after) & set(before_kill)
         # Only calls answered but not yet stored when the process died may be asked again.
         assert len(repeated) <= len(before_kill) - cached_at_kill
 
         manifest = json.loads((ws / "manifest.json").read_text())["steps"]
-        for step in ("statements", "statement_queries", "scenes", "experiences", "protective", "sft", "relevance",
-                     "nli", "nli_labels", "discriminators", "evaluation", "export"):
+        for step in ("statements", "probes", "statement_queries", "qa", "boundary", "sft", "relevance_contrasts",
+                     "nli_contrasts", "discriminators", "evaluation", "export"):
             assert manifest[step]["status"] == "done", step
+        assert manifest["qa"]["rows"] > 0 and manifest["boundary"]["rows"] > 0 and manifest["probes"]["rows"] > 0
         # Replies were sampled and APC-scored; whether a pair clears the margin depends on the tiny
         # classifiers, which barely separate replies, so DPO may say why it did not train.
         assert manifest["preference"]["info"]["contexts"] > 0
@@ -95,7 +103,7 @@ def test_build_resumes_after_kill_without_repeating_calls_and_then_does_nothing(
         assert not set(bodies(teacher)[len(earlier):]) & set(earlier), "a stored call was asked again"
         before, manifest = manifest, json.loads((ws / "manifest.json").read_text())["steps"]
         assert manifest["selfalign"]["info"]["dialogues"] == 2  # tiny: 4 questions, 2 per dialogue
-        for step in ("statements", "experiences", "relevance", "nli_labels", "discriminators"):
+        for step in ("statements", "probes", "qa", "boundary", "relevance_contrasts", "nli_contrasts", "discriminators"):
             assert manifest[step] == before[step], step
         assert manifest["sft"]["updated"] >= before["sft"]["updated"] and manifest["sft"] != before["sft"]
         sources = load_from_disk(str(ws / "export/datasets/sft"))["source"]

@@ -70,10 +70,10 @@ def test_loss_mask_covers_exactly_the_characters_turns(tiny_model_dir, tmp_path,
     assert sorted(order) == list(range(6))
 
 
-def test_rows_emptied_by_truncation_are_counted(tiny_model_dir, tmp_path):
+def test_rows_emptied_by_truncation_are_a_user_error(tiny_model_dir, tmp_path):
     # The meta prompt alone is longer than 64 tokens: nothing of the character's is left to learn.
-    prepared = sft_trainer(BEETHOVEN, DATA, settings(tiny_model_dir, format="prompted"), tmp_path / "sft", fast(max_length=64))
-    assert prepared.rows["dropped_train"] == 6 and len(prepared.trainer.train_dataset) == 0
+    with pytest.raises(RolecraftError, match=r"all 6 training rows are longer than max_length \(64 tokens\).*raise max_length"):
+        sft_trainer(BEETHOVEN, DATA, settings(tiny_model_dir, format="prompted"), tmp_path / "sft", fast(max_length=64))
 
 
 def test_lora_training_saves_a_loadable_adapter_with_its_settings(tiny_model_dir, tmp_path):

@@ -24,6 +24,7 @@ from rolecraft.llm.base import ChatModel, Completion, SamplingParams, as_message
 from rolecraft.pipeline import Models, run
 from rolecraft.profile import parse_profile
 from rolecraft.synth.nli import NLILabelsStep, NLIResponsesStep
+from rolecraft.synth.probes import ProbesStep
 from rolecraft.synth.queries import QueriesStep, QuerySettings
 from rolecraft.synth.relevance import FaithfulnessDataSettings, RelevanceStep
 from rolecraft.synth.statements import StatementSettings, StatementsStep, clean_statement, name_forms
@@ -75,15 +76,17 @@ def mira_workspace(tmp_path) -> Workspace:
 
 
 def steps():
+    """APC's teacher-written data (the paper's protocol): statements and queries from the teacher."""
     data = FaithfulnessDataSettings(cross_relevance=2, cross_nli=1)
-    return [StatementsStep(StatementSettings(max_statements=6)), QueriesStep(QuerySettings(per_statement=2)),
+    return [StatementsStep(StatementSettings(source="teacher", max_statements=6)), ProbesStep(),
+            QueriesStep(QuerySettings(per_statement=2, patterns=False)),
             RelevanceStep(data), NLIResponsesStep(data), NLILabelsStep(data)]
 
 
 def run_all(ws: Workspace, teacher: ChatModel):
     """(step runs, rows of each step): statements, queries, relevance, written NLI responses, NLI labels."""
     runs = run(steps(), ws, Models(teacher=teacher))
-    return runs, [ws.read(s.name, s.record) for s in steps()]
+    return runs, [ws.read(s.name, s.record) for s in steps() if s.name != "probes"]
 
 
 def test_statements_name_the_character_and_rejections_are_counted(mira_workspace):
@@ -107,17 +110,20 @@ def test_statements_name_the_character_and_rejections_are_counted(mira_workspace
     assert "Mira logs every ship that passes Gull Island." not in by_statement  # refused: invalid JSON
     assert by_statement["Mira grew up in Port Ellery with her brother Tomas."] == [
         "Mira, where did you grow up?", "Do you have any siblings, Mira?"]  # cut to the count asked for
-    assert len(by_statement["Mira lives alone with a grey cat named Pilot."]) == 2  # trailing comma forgiven
-    assert ws.entry("statement_queries")["rejections"] == {"fewer_queries_than_asked": 1, "invalid_json": 1, "too_short": 1}
+    # The trailing comma is forgiven; the second query shares no word with its statement, and a check that
+    # keeps a small teacher's off-topic questions out also drops this fair one.
+    assert by_statement["Mira lives alone with a grey cat named Pilot."] == ["Do you have any pets, Mira?"]
+    assert ws.entry("statement_queries")["rejections"] == {"fewer_queries_than_asked": 2, "invalid_json": 1, "too_short": 1,
+                                                           "unrelated": 2}  # and "Is the ferry busy?"
 
     own = [r for r in relevance if r.query in by_statement[r.statement]]
     cross = [r for r in relevance if r.query not in by_statement[r.statement]]
-    assert len(own) == 7 and all(r.relevant == "yes" for r in own)
+    assert len(own) == 6 and all(r.relevant == "yes" for r in own)
     assert {r.relevant for r in cross if r.statement.startswith("Mira lives alone")} == {"yes"}  # bare "Yes."
     assert not [r for r in cross if r.statement.startswith("Mira has kept")]  # "Perhaps" is no label
     assert ws.entry("relevance")["rejections"] == {"relevance_invalid_json": 2}
 
-    assert len(written) == 5  # identical responses and a non-JSON answer rejected
+    assert len(written) == 4  # identical responses and a non-JSON answer rejected
     assert ws.entry("nli")["rejections"] == {"identical_responses": 1, "responses_invalid_json": 1}
     assert {r.label for r in nli} == {"entailed", "neutral", "contradicted"}
     assert ws.entry("nli_labels")["info"]["relabel_agreement"] == pytest.approx(12 / 14, abs=1e-3)  # Mira-lives-alone contradictions relabelled neutral

@@ -7,7 +7,8 @@ from collections import Counter
 
 class Rejections(Counter):
     def reject(self, reason: str, n: int = 1) -> None:
-        self[reason] += n
+        if n:
+            self[reason] += n
 
     def summary(self) -> str:
         return ", ".join(f"{reason}: {n}" for reason, n in self.most_common()) or "none"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -14,5 +16,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
-    """Keeps `rolecraft` a command group even while only one command is registered."""
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' progress bars, logs and "
+                                          "warnings on the terminal too (else: the workspace's logs/rolecraft.log).")] = False,
+) -> None:
+    if not verbose:
+        from rolecraft.quiet import quiet
+
+        quiet()

@@ -40,11 +40,14 @@ def statements(
     tiny: Tiny = False,
     queries_per_statement: Annotated[Optional[int], typer.Option(min=1, help="Queries per statement (default 3).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed of every step (default 0).")] = None,
+    source: Annotated[Literal["profile", "teacher"], typer.Option(
+        help="profile: the profile's own sentences (faithful by construction); teacher: listed by the teacher (APC).")] = "profile",
 ) -> None:
-    """Extract persona statements, then queries per statement and the discriminators' training data."""
+    """Persona statements, held-out probes, queries per statement and the discriminators' training data."""
     from rolecraft.cli.common import open_character, run_steps
     from rolecraft.step import Models
     from rolecraft.synth.nli import NLILabelsStep, NLIResponsesStep
+    from rolecraft.synth.probes import ProbesStep
     from rolecraft.synth.queries import QueriesStep, QuerySettings
     from rolecraft.synth.relevance import FaithfulnessDataSettings, RelevanceStep
     from rolecraft.synth.statements import StatementSettings, StatementsStep
@@ -52,7 +55,8 @@ def statements(
     _, ws = open_character(target, workspace)
     data = _settings(FaithfulnessDataSettings, tiny, seed=seed)
     runs = run_steps([
-        StatementsStep(_settings(StatementSettings, tiny, seed=seed)),
+        StatementsStep(_settings(StatementSettings, tiny, seed=seed, source=source)),
+        ProbesStep(),
         QueriesStep(_settings(QuerySettings, tiny, per_statement=queries_per_statement, seed=seed)),
         RelevanceStep(data), NLIResponsesStep(data), NLILabelsStep(data),
     ], ws, Models(teacher=teacher))

@@ -51,7 +51,8 @@ def serve(
     from rolecraft.serve import ServeSettings, build_agents, create_app, discover
     from rolecraft.serve import vllm_command as vllm_line
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # A server logs to the terminal: requests and the libraries' lines, not a workspace file.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     if style not in ("chat", "character-llm"):
         raise RolecraftError(f"unknown prompt style '{style}'", "use --style chat or --style character-llm")
     if not files and workspace is None:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rolecraft.eval.probing import ProbeResult
 from rolecraft.eval.records import TOPICS, Judgement, Transcript
-from rolecraft.eval.results import Cell, EvalResults, aggregate
+from rolecraft.eval.results import METRIC_TITLES, METRICS, Cell, EvalResults, aggregate
 from rolecraft.workspace import atomic_write_text
 
 KIND_TITLES = {"single": "Single-turn interview", "multi": "Multi-turn interview", "wikirole": "WikiRoleEval"}
@@ -25,9 +26,19 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def metric_table(results: EvalResults) -> Table | None:
+    if not results.metrics:
+        return None
+    metrics = [m for m in METRICS if any(x.metric == m for x in results.metrics)]
+    header = ["agent"] + [f"{METRIC_TITLES[m]} ({'higher' if METRICS[m][1] else 'lower'} is better)" for m in metrics]
+    rows = [[agent] + [f"{e.text()} (n={e.n})" if (e := results.metric(agent, m)) else "–" for m in metrics]
+            for agent in results.agents if any(x.agent == agent for x in results.metrics)]
+    return ("Held-out probes, scored without a judge (mean [95% interval])", header, rows)
+
+
 def tables(results: EvalResults) -> list[Table]:
     """(title, header, rows) for every table of the report; Markdown, HTML and the CLI render the same rows."""
-    out: list[Table] = []
+    out: list[Table] = [t for t in [metric_table(results)] if t]
     for kind in results.kinds():
         dims = results.dimensions(kind)
         scales = {c.dimension: c.scale for c in results.cells if c.kind == kind}
@@ -75,11 +86,40 @@ def _setup(results: EvalResults) -> str:
     return f"judge `{results.judge or '?'}`, {results.samples} sample(s) per judgement"
 
 
-def markdown(results: EvalResults, charts: Sequence[str]) -> str:
-    parts = [f"# {_title(results)}", "", _setup(results), ""]
+def headline(results: EvalResults) -> list[str]:
+    """The report's first lines: the verdict, and whether the judge could be trusted."""
+    lines = [f"**Verdict.** {results.verdict.text()}" if results.verdict else
+             "**Verdict.** No trained agent was compared with the prompt-only one on held-out probes."]
+    if results.judge_check:
+        lines.append(f"**Judge.** {results.judge_check.text()}.")
+    return lines
+
+
+def probe_examples(probe_results: Sequence[ProbeResult], per_agent: int = 6) -> dict[str, list[str]]:
+    """A few replies per agent to the held-out probes, with how each was scored."""
+    out: dict[str, list[str]] = {}
+    for r in probe_results:
+        mine = out.setdefault(r.agent, [])
+        if len(mine) < per_agent or r.kind == "boundary" and len(mine) < 2 * per_agent:
+            mark = ("recalled" if r.recalled else "missed") if r.recalled is not None else \
+                ("LEAKED" if r.leaked else "held" if r.held else "no leak, no plain ignorance") if r.leaked is not None \
+                else ""
+            mine.append(f"**{r.question}** → {_clip(r.reply)} _({mark})_")
+    return out
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def markdown(results: EvalResults, charts: Sequence[str], probe_results: Sequence[ProbeResult] = ()) -> str:
+    parts = [f"# {_title(results)}", "", *headline(results), "", _setup(results), ""]
     parts += [f"![{c}]({c})" for c in charts] + [""]
     for title, header, rows in tables(results):
         parts += [f"## {title}", "", _md_table(header, rows) if rows else "_none_", ""]
+    for agent, lines in probe_examples(probe_results).items():
+        parts += [f"## Held-out probe replies: {agent}", ""] + [f"- {line}" for line in lines] + [""]
     for p in results.probes:
         if p.answers:
             parts += [f"## Probe answers: {p.agent}", ""]
@@ -96,7 +136,8 @@ def markdown(results: EvalResults, charts: Sequence[str]) -> str:
 
 def html_page(results: EvalResults, charts: Sequence[str]) -> str:
     e = html.escape
-    body = [f"<h1>{e(_title(results))}</h1>", f"<p>{e(_setup(results))}</p>"]
+    body = [f"<h1>{e(_title(results))}</h1>"] + [f"<p>{e(line.replace('**', ''))}</p>" for line in headline(results)]
+    body.append(f"<p>{e(_setup(results))}</p>")
     body += [f'<img src="{e(c)}" alt="{e(c)}">' for c in charts]
     for title, header, rows in tables(results):
         head = "".join(f"<th>{e(h)}</th>" for h in header)
@@ -190,12 +231,12 @@ def charts(results: EvalResults, folder: Path) -> list[str]:
 
 
 def write_report(folder: Path, transcripts: Sequence[Transcript], judgements: Sequence[Judgement],
-                 **meta: Any) -> EvalResults:
+                 probe_results: Sequence[ProbeResult] = (), **meta: Any) -> EvalResults:
     """results.json, report.md, report.html and the charts, from the stored records and run metadata."""
     folder.mkdir(parents=True, exist_ok=True)
-    results = aggregate(transcripts, judgements, **meta)
+    results = aggregate(transcripts, judgements, probe_results, **meta)
     images = charts(results, folder)
     atomic_write_text(folder / "results.json", results.model_dump_json(indent=2))
-    atomic_write_text(folder / "report.md", markdown(results, images))
+    atomic_write_text(folder / "report.md", markdown(results, images, probe_results))
     atomic_write_text(folder / "report.html", html_page(results, images))
     return results

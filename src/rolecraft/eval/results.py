@@ -1,5 +1,11 @@
-"""Typed results of an evaluation: every number of the report, aggregated from the stored judgements
-here and nowhere else (as Inspect's logs are the one source of its views).
+"""Typed results of an evaluation: every number of the report, aggregated from the stored per-question
+results here and nowhere else (as Inspect's logs are the one source of its views).
+
+Judge-free, from the held-out probes (`eval.probing`):
+- `metrics`: per agent, fact recall, boundary leak and APC, each a mean with its 95 % interval;
+- `verdict`: the served agent against the prompt-only one on the same probes (paired differences);
+- `judge_check`: whether the judge told known-good from known-bad answers before it was trusted.
+From the judge's judgements (only when it passed its check, or was not checked):
 
 - `cells`: mean score per agent × kind × dimension, knowledge-boundary probes left out;
 - `overall`: the same with all kinds pooled per dimension;
@@ -19,7 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rolecraft.eval.probing import ProbeResult
 from rolecraft.eval.records import Judgement, Kind, Transcript
+from rolecraft.eval.stats import Estimate, bootstrap, paired
 
 WORST = 5
 CLIP = 400
@@ -68,6 +76,60 @@ class WorstAnswer(BaseModel):
     reasoning: str
 
 
+# metric → (ProbeResult field, whether higher is better)
+METRICS: dict[str, tuple[str, bool]] = {"fact_recall": ("recalled", True), "boundary_leak": ("leaked", False),
+                                        "boundary_held": ("held", True), "apc": ("apc", True)}
+METRIC_TITLES = {"fact_recall": "fact recall", "boundary_leak": "boundary leak", "boundary_held": "boundary held",
+                 "apc": "APC"}
+
+
+class Metric(BaseModel):
+    agent: str
+    metric: str  # a key of METRICS
+    estimate: Estimate
+
+
+class Difference(BaseModel):
+    metric: str
+    estimate: Estimate  # agent − baseline, paired on the same probes
+
+    @property
+    def better(self) -> bool | None:
+        """True / False when significant in the wanted / the wrong direction, None when not significant."""
+        if not self.estimate.significant:
+            return None
+        return (self.estimate.mean > 0) == METRICS[self.metric][1]
+
+
+class Verdict(BaseModel):
+    agent: str
+    baseline: str
+    differences: list[Difference]
+
+    def text(self) -> str:
+        parts = []
+        for d in self.differences:
+            note = "" if d.estimate.significant else " (not significant)"
+            parts.append(f"{METRIC_TITLES[d.metric]} {d.estimate.text(signed=True)}{note}")
+        return f"{self.agent} vs {self.baseline}: " + ", ".join(parts)
+
+
+class JudgeCheck(BaseModel):
+    """The judge scored answers known to be good and known to be bad before its rubrics were trusted."""
+
+    judge: str
+    pairs: int
+    ordered: int  # pairs where the good answer scored higher than the bad one
+    good: float | None  # mean score of the good answers
+    bad: float | None
+    passed: bool
+
+    def text(self) -> str:
+        scores = f"good {self.good:.2f} vs bad {self.bad:.2f}" if self.good is not None and self.bad is not None else "unreadable scores"
+        verdict = "trusted" if self.passed else "could not tell them apart, so its rubric scores are not reported"
+        return f"judge `{self.judge}` on {self.pairs} known-good / known-bad pairs: {scores}, {self.ordered} ordered right — {verdict}"
+
+
 class ParseFailures(BaseModel):
     agent: str
     rubric: str
@@ -82,6 +144,10 @@ class EvalResults(BaseModel):
     cost: dict[str, dict[str, int]] = Field(default_factory=dict)
     rejections: dict[str, int] = Field(default_factory=dict)  # teacher-written questions that were not used
     agents: list[str]
+    metrics: list[Metric] = Field(default_factory=list)
+    verdict: Verdict | None = None
+    judge_check: JudgeCheck | None = None
+    probe_results: int = 0
     cells: list[Cell]
     overall: list[Cell]
     topics: list[Cell]
@@ -94,6 +160,9 @@ class EvalResults(BaseModel):
     def cell(self, agent: str, kind: Kind | None, dimension: str) -> Cell | None:
         cells = self.overall if kind is None else self.cells
         return next((c for c in cells if (c.agent, c.kind, c.dimension) == (agent, kind, dimension)), None)
+
+    def metric(self, agent: str, metric: str) -> Estimate | None:
+        return next((m.estimate for m in self.metrics if (m.agent, m.metric) == (agent, metric)), None)
 
     def probe(self, agent: str) -> ProbeSummary | None:
         return next((p for p in self.probes if p.agent == agent), None)
@@ -163,9 +232,36 @@ def worst_answers(agent: str, judgements: Sequence[Judgement], by_id: dict[tuple
             for j in scored[:WORST]]
 
 
-def aggregate(transcripts: Sequence[Transcript], judgements: Sequence[Judgement], **meta: Any) -> EvalResults:
+def values(results: Sequence[ProbeResult], agent: str, metric: str) -> dict[str, float]:
+    """probe id → the metric's value for one agent (booleans as 0 / 1), for the probes that have one."""
+    field = METRICS[metric][0]
+    return {r.probe: float(v) for r in results if r.agent == agent and (v := getattr(r, field)) is not None}
+
+
+def probe_metrics(results: Sequence[ProbeResult], agents: Sequence[str]) -> list[Metric]:
+    return [Metric(agent=a, metric=m, estimate=e) for a in agents for m in METRICS
+            if (e := bootstrap(list(values(results, a, m).values())))]
+
+
+def verdict(results: Sequence[ProbeResult], agent: str, baseline: str) -> Verdict:
+    differences = []
+    for metric in METRICS:
+        mine, theirs = values(results, agent, metric), values(results, baseline, metric)
+        common = sorted(set(mine) & set(theirs))
+        if common and (e := paired([mine[p] for p in common], [theirs[p] for p in common])):
+            differences.append(Difference(metric=metric, estimate=e))
+    return Verdict(agent=agent, baseline=baseline, differences=differences)
+
+
+def aggregate(transcripts: Sequence[Transcript], judgements: Sequence[Judgement], probe_results: Sequence[ProbeResult] = (),
+              served: str | None = None, baseline: str = "prompt-only", **meta: Any) -> EvalResults:
+    """`served`: the agent the verdict is about (compared with `baseline` on the same probes)."""
     by_id = {(t.agent, t.id): t for t in transcripts}
-    agents = list(dict.fromkeys([t.agent for t in transcripts] + [j.agent for j in judgements]))
+    agents = list(dict.fromkeys([r.agent for r in probe_results] + [t.agent for t in transcripts]
+                                + [j.agent for j in judgements]))
+    found = {r.agent for r in probe_results}
+    if served in found and baseline in found and served != baseline:
+        meta["verdict"] = verdict(probe_results, served, baseline)
     main = [j for j in judgements if not j.probe]
     failures: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for j in judgements:
@@ -182,4 +278,6 @@ def aggregate(transcripts: Sequence[Transcript], judgements: Sequence[Judgement]
         parse_failures=[ParseFailures(agent=a, rubric=r, failed=f, samples=s) for (a, r), (f, s) in failures.items()],
         transcripts=len(transcripts),
         judgements=len(judgements),
+        metrics=probe_metrics(probe_results, agents),
+        probe_results=len(probe_results),
     )

@@ -8,15 +8,18 @@ so a killed run, rerun with the same command, repeats no finished call.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rolecraft.character import Character
 from rolecraft.eval.apc_eval import apc_judgements
+from rolecraft.eval.calibration import check_judge
 from rolecraft.eval.cost import Cost
 from rolecraft.eval.grounding import profile_for_judge
 from rolecraft.eval.interview import interview_multi, interview_single, scene
 from rolecraft.eval.judges import RUBRICS, Case, Rubric, run_judges
+from rolecraft.eval.probing import run_probes
 from rolecraft.eval.questions import default_bank, load_bank, pick, split_probes
 from rolecraft.eval.records import Judgement, Transcript
 from rolecraft.eval.report import write_report
@@ -26,6 +29,8 @@ from rolecraft.llm import ChatModel, SamplingParams
 from rolecraft.llm.pool import ModelPool
 from rolecraft.rejections import Rejections
 from rolecraft.step import Context, Output, Step
+from rolecraft.synth.probes import ProbesStep
+from rolecraft.synth.statements import StatementsStep
 from rolecraft.workspace import Workspace
 
 INTERVIEWER_TOKENS = 96
@@ -65,6 +70,12 @@ class EvalConfig(BaseModel):
     seed: int = 0
     run: str = "interview"
     apc: bool = False
+    held_out: bool = True  # answer the workspace's held-out probes (synth.probes) and score them by rule
+    check_judge: bool = True  # score known-good and known-bad answers before trusting the judge's rubrics
+    interview: bool = True  # interview and judge (only where the judge passed its check)
+    served: str | None = None  # the agent the verdict compares with `baseline`
+    baseline: str = "prompt-only"
+    repetition_penalty: float = Field(1.1, gt=0.0)  # small students loop without one
 
 
 def interview_jobs(transcripts: list[Transcript], character: Character) -> list[tuple[Case, Rubric, str]]:
@@ -85,52 +96,70 @@ def interview_jobs(transcripts: list[Transcript], character: Character) -> list[
 
 async def evaluate(character: Character, workspace: Workspace, config: EvalConfig,
                    pool: ModelPool | None = None) -> EvalResults:
-    """Interview, judge and report; models come from `pool` (a build's), else from a pool of its own."""
+    """Held-out probes scored by rule, the judge's check, then (where it passed) interviews judged by
+    it; one report. Models come from `pool` (a build's), else from a pool of its own."""
     own = pool is None
     pool = pool or ModelPool(workspace.cache_path)
     cost = Cost()
+    folder = f"eval/{config.run}"
     try:
         judge = pool.get(config.judge)
-        bank, rejected = ((load_bank(config.questions), Rejections()) if config.questions
-                          else await default_bank(character, workspace, pool.get(config.teacher or config.judge),
-                                                  per_topic=config.bank_per_topic, probes=config.bank_probes))
-        plain, probes = split_probes(bank)
-        goals = split_probes(load_bank(config.multi_questions))[0] if config.multi_questions else plain
-        asked = pick(plain, config.single) + pick(probes, config.probes)
-        goals = pick(goals, config.multi)
-
         targets = [build_target(spec, character, pool, workspace, scene(character)) for spec in config.agents]
-        params = SamplingParams(max_tokens=config.reply_tokens, temperature=config.temperature, seed=config.seed)
-        transcripts = await interview_single(character, targets, asked, params, cost) if asked else []
-        if goals and config.rounds > 0:
-            interviewer = pool.get(config.interviewer or config.judge)
-            # One line of speech is asked for; the first blank line ends it (clean_question keeps no more).
-            ask = SamplingParams(max_tokens=INTERVIEWER_TOKENS, temperature=config.temperature, seed=config.seed,
-                                 stop=["\n\n"])
-            transcripts += await interview_multi(
-                character, targets, goals, interviewer, config.rounds, params, ask, cost
-            )
-        folder = f"eval/{config.run}"
+        params = SamplingParams(max_tokens=config.reply_tokens, temperature=config.temperature, seed=config.seed,
+                                repetition_penalty=config.repetition_penalty)
+        probe_results, check = [], None
+        if config.held_out and workspace.has(ProbesStep.name):
+            probes = workspace.read(ProbesStep.name, ProbesStep.record)
+            greedy = params.model_copy(update={"temperature": 0.0})
+            probe_results = await run_probes(character, workspace, targets, probes, greedy, cost)
+            workspace.write(f"{folder}/probes", probe_results)
+            if config.check_judge:
+                facts = workspace.read(StatementsStep.name, StatementsStep.record)
+                check = await check_judge(judge, character, facts, probes, config.judge_tokens, cost)
+        transcripts, judgements, rejected = [], [], Rejections()
+        if config.interview and (check is None or check.passed):
+            transcripts, judgements, rejected = await interview(character, workspace, targets, pool, config, params, cost)
         workspace.write(f"{folder}/transcripts", transcripts)
-
-        judgements = await run_judges(judge, interview_jobs(transcripts, character), config.samples,
-                                      config.judge_tokens, cost=cost)
-        if config.apc:
-            judgements += apc_judgements(workspace, transcripts)
-        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge.spec,
-                      config.samples, rejected)
+        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge.spec, config.samples,
+                      rejected, probe_results=probe_results, judge_check=check, served=config.served,
+                      baseline=config.baseline)
     finally:
         if own:
             await pool.aclose()
 
 
+async def interview(character: Character, workspace: Workspace, targets: list, pool: ModelPool, config: EvalConfig,
+                    params: SamplingParams, cost: Cost) -> tuple[list[Transcript], list[Judgement], Rejections]:
+    """Character-LLM's interviews (single- and multi-turn) of every target, judged on its dimensions."""
+    judge = pool.get(config.judge)
+    bank, rejected = ((load_bank(config.questions), Rejections()) if config.questions
+                      else await default_bank(character, workspace, pool.get(config.teacher or config.judge),
+                                              per_topic=config.bank_per_topic, probes=config.bank_probes))
+    plain, probes = split_probes(bank)
+    goals = split_probes(load_bank(config.multi_questions))[0] if config.multi_questions else plain
+    asked = pick(plain, config.single) + pick(probes, config.probes)
+    goals = pick(goals, config.multi)
+    transcripts = await interview_single(character, targets, asked, params, cost) if asked else []
+    if goals and config.rounds > 0:
+        interviewer = pool.get(config.interviewer or config.judge)
+        # One line of speech is asked for; the first blank line ends it (clean_question keeps no more).
+        ask = SamplingParams(max_tokens=INTERVIEWER_TOKENS, temperature=config.temperature, seed=config.seed,
+                             stop=["\n\n"])
+        transcripts += await interview_multi(character, targets, goals, interviewer, config.rounds, params, ask, cost)
+    judgements = await run_judges(judge, interview_jobs(transcripts, character), config.samples,
+                                  config.judge_tokens, cost=cost)
+    if config.apc:
+        judgements += apc_judgements(workspace, transcripts)
+    return transcripts, judgements, rejected
+
+
 def finish(workspace: Workspace, folder: str, title: str, transcripts: list[Transcript],
            judgements: list[Judgement], cost: Cost, judge: str, samples: int,
-           rejected: Rejections | None = None) -> EvalResults:
-    """Store the judgements and write the report from them."""
+           rejected: Rejections | None = None, **results: Any) -> EvalResults:
+    """Store the judgements and write the report from everything stored."""
     workspace.write(f"{folder}/judgements", judgements)
     return write_report(workspace.path(folder), transcripts, judgements, character=title, judge=judge,
-                        samples=samples, cost=cost.as_dict(), rejections=dict(rejected or {}))
+                        samples=samples, cost=cost.as_dict(), rejections=dict(rejected or {}), **results)
 
 
 async def judge_transcripts(character: Character, workspace: Workspace, transcripts: list[Transcript], judge: str,
@@ -149,8 +178,10 @@ async def judge_transcripts(character: Character, workspace: Workspace, transcri
 
 
 class EvaluationStep(Step):
-    """The build's report: prompt-only, RAG, SFT and SFT+DPO agents (those trained) on the same
-    questions, judged, with APC where discriminators were trained. Writes `eval/build/`."""
+    """The build's report: the prompt-only, long-context (whole profile) and RAG agents, and the trained
+    ones with nothing but the persona prompt (SFT, SFT+DPO), on the same held-out probes, scored without
+    a judge; the judge checked on known-good and known-bad answers; interviews judged only where it
+    passed. The verdict compares the agent the build serves with the prompt-only one. Writes `eval/build/`."""
 
     name = "evaluation"
     roles = ("student", "judge", "teacher")
@@ -160,18 +191,22 @@ class EvaluationStep(Step):
 
     async def run(self, ctx: Context) -> Output:
         ws, student = ctx.workspace, ctx.models.student
-        agents = [AgentSpec(name="prompt-only", model=student), AgentSpec(name="rag", model=student, retrieval="rag")]
+        agents = [AgentSpec(name="prompt-only", model=student), AgentSpec(name="long-context", model=student, retrieval="profile"),
+                  AgentSpec(name="rag", model=student, retrieval="rag")]
+        served = None
         for name, adapter in (("sft", "sft"), ("sft+dpo", "dpo")):
             if ws.trained_adapter(adapter):
-                agents.append(AgentSpec(name=name, model=student, adapter=adapter, retrieval="rag"))
+                agents.append(AgentSpec(name=name, model=student, adapter=adapter))
+                served = name
         c = self.settings
         config = EvalConfig(
             agents=agents, judge=ctx.models.judge, teacher=ctx.models.teacher, single=c.single, probes=c.probes,
             multi=c.multi, rounds=c.rounds, samples=c.samples, reply_tokens=c.reply_tokens,
-            judge_tokens=c.judge_tokens, run="build", apc=ws.has_discriminators(),
+            judge_tokens=c.judge_tokens, run="build", apc=ws.has_discriminators(), served=served,
         )
         results = await evaluate(ctx.character(), ws, config, ctx.pool)
-        rejected = Rejections(results.rejections)
-        overall = {a: {c.dimension: c.mean for c in results.overall if c.agent == a} for a in results.agents}
-        return Output(rejections=rejected,
-                      info={"report": str(ws.path("eval/build/report.md")), "agents": results.agents, "overall": overall})
+        metrics = {f"{m.agent}/{m.metric}": round(m.estimate.mean, 3) for m in results.metrics}
+        info = {"report": str(ws.path("eval/build/report.md")), "agents": results.agents, "metrics": metrics,
+                "verdict": results.verdict.text() if results.verdict else None,
+                "judge_trusted": results.judge_check.passed if results.judge_check else None}
+        return Output(rejections=Rejections(results.rejections), info=info)

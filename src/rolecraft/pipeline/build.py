@@ -1,7 +1,8 @@
 """`rolecraft build`: the ordered list of steps, from a card or profile to a report and exports.
 
-    statements → queries → scenes → experiences → protective → (selfalign) → sft
-        → relevance → nli → nli_labels → discriminators → preference → dpo → evaluation → export
+    statements → probes (held out) → queries → qa → boundary → (scenes → experiences → protective)
+        → (selfalign) → sft → relevance / nli contrasts (→ teacher relevance, nli, nli_labels)
+        → discriminators → preference → dpo → evaluation → export
 
 Each entry is one Step (`rolecraft.step`); adding a stage is one file and one line here. A step's
 `reads` decide its fingerprint, so a changed setting re-runs that step and what reads it, no more.
@@ -14,14 +15,20 @@ from pathlib import Path
 
 from rolecraft.character import Character
 from rolecraft.eval.run import EvaluationStep
+from rolecraft.formats.apc import NLILabelRecord, RelevanceRecord
+from rolecraft.formats.experience import Experience
 from rolecraft.pipeline.export import ExportStep
 from rolecraft.pipeline.presets import PRESETS, Preset
 from rolecraft.pipeline.runner import StepRun, run, source_of
 from rolecraft.step import Models, Step
+from rolecraft.synth.boundary import BoundaryStep
+from rolecraft.synth.contrasts import NLIContrastsStep, RelevanceContrastsStep
 from rolecraft.synth.experiences import ExperiencesStep
 from rolecraft.synth.nli import NLILabelsStep, NLIResponsesStep
 from rolecraft.synth.preference import PreferenceStep
+from rolecraft.synth.probes import ProbesStep
 from rolecraft.synth.protective import ProtectiveStep
+from rolecraft.synth.qa import QAStep
 from rolecraft.synth.queries import QueriesStep
 from rolecraft.synth.relevance import RelevanceStep
 from rolecraft.synth.scenes import ScenesStep
@@ -35,22 +42,29 @@ from rolecraft.workspace import Workspace
 
 def build_steps(preset: Preset, models: Models) -> list[Step]:
     p = preset
-    sft_inputs = (ExperiencesStep, ProtectiveStep) + ((SelfAlignStep,) if p.selfalign else ())
+    character_llm = [ScenesStep(p.scenes), ExperiencesStep(p.experiences), ProtectiveStep(p.protective)] if p.character_llm else []
+    selfalign = [SelfAlignStep(p.selfalign)] if p.selfalign else []
+    teacher_labels = [RelevanceStep(p.faithfulness), NLIResponsesStep(p.faithfulness), NLILabelsStep(p.faithfulness)] \
+        if p.teacher_labels else []
+    contrasts = [RelevanceContrastsStep(p.contrasts), NLIContrastsStep(p.contrasts)]
+    discriminator_rows = tuple(type(s) for s in contrasts + teacher_labels if s.record in (RelevanceRecord, NLILabelRecord))
+    sft_rows = (QAStep, BoundaryStep, *(type(s) for s in character_llm if s.record is Experience), *map(type, selfalign))
     return [
         StatementsStep(p.statements),
+        ProbesStep(p.probes),
         QueriesStep(p.queries),
-        ScenesStep(p.scenes),
-        ExperiencesStep(p.experiences),
-        ProtectiveStep(p.protective),
-        *([SelfAlignStep(p.selfalign)] if p.selfalign else []),
-        SFTStep(p.sft, p.sft_config, reads=sft_inputs),
-        RelevanceStep(p.faithfulness),
-        NLIResponsesStep(p.faithfulness),
-        NLILabelsStep(p.faithfulness),
-        DiscriminatorsStep(p.discriminators.model_copy(update={"base": models.discriminator})),
-        PreferenceStep(p.preference, reads=(QueriesStep, SFTStep, DiscriminatorsStep)),
+        QAStep(p.qa),
+        BoundaryStep(p.boundary, p.probes),
+        *character_llm,
+        *selfalign,
+        SFTStep(p.sft, p.sft_config, reads=sft_rows),
+        *contrasts,
+        *teacher_labels,
+        DiscriminatorsStep(p.discriminators.model_copy(update={"base": models.discriminator}), reads=discriminator_rows),
+        # The trained agent is sampled as it is evaluated: with its persona prompt only, no retrieval.
+        PreferenceStep(p.preference, rag=False, reads=(QueriesStep, SFTStep, DiscriminatorsStep)),
         DPOStep(p.dpo_config, p.dpo_rank),
-        EvaluationStep(p.eval, reads=(StatementsStep, QueriesStep, SFTStep, DiscriminatorsStep, DPOStep)),
+        EvaluationStep(p.eval, reads=(StatementsStep, ProbesStep, SFTStep, DiscriminatorsStep, DPOStep)),
         ExportStep(p.name),
     ]
 

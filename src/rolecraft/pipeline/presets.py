@@ -1,7 +1,10 @@
 """Build presets: every count and hyper-parameter of `rolecraft build`, in one typed record.
 
-`tiny` is the README's main job: the embedded SmolLM2 on 2 CPU cores in about a quarter of an hour,
-small counts that still exercise every stage. `paper` uses the counts and hyper-parameters of
+`tiny` is the README's main job: the embedded SmolLM2 on 2 CPU cores, spending its time where a 135M
+teacher can still give a student something true to learn: statements constructed from the profile,
+question-answer rows and knowledge-boundary deflections (verified, constructed where the teacher
+fails), discriminators trained on rows labelled by construction plus APC's published base, and an
+evaluation on held-out probes that needs no judge. `paper` uses the counts and hyper-parameters of
 Character-LLM, APC and Ditto, for a real teacher and a GPU student.
 """
 
@@ -12,9 +15,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from rolecraft.eval.run import EvalCounts
+from rolecraft.synth.boundary import BoundarySettings
+from rolecraft.synth.contrasts import ContrastSettings
 from rolecraft.synth.experiences import ExperienceSettings
 from rolecraft.synth.preference import PreferenceSettings
+from rolecraft.synth.probes import ProbeSettings
 from rolecraft.synth.protective import ProtectiveSettings
+from rolecraft.synth.qa import QASettings
 from rolecraft.synth.queries import QuerySettings
 from rolecraft.synth.relevance import FaithfulnessDataSettings
 from rolecraft.synth.scenes import SceneSettings
@@ -29,13 +36,19 @@ PresetName = Literal["tiny", "paper"]
 class Preset(BaseModel):
     name: PresetName
     statements: StatementSettings
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
     queries: QuerySettings
+    qa: QASettings = Field(default_factory=QASettings)
+    boundary: BoundarySettings = Field(default_factory=BoundarySettings)
     scenes: SceneSettings
     experiences: ExperienceSettings
     protective: ProtectiveSettings
+    character_llm: bool = True  # Character-LLM's scenes, experiences and protective scripts
     sft: SFTSettings
     sft_config: dict[str, Any] = Field(default_factory=dict)  # TRL SFTConfig fields over our defaults
+    contrasts: ContrastSettings = Field(default_factory=ContrastSettings)
     faithfulness: FaithfulnessDataSettings
+    teacher_labels: bool = True  # APC's teacher-written and -labelled relevance and NLI rows
     discriminators: DiscriminatorSettings
     preference: PreferenceSettings
     dpo_config: dict[str, Any] = Field(default_factory=dict)  # TRL DPOConfig fields over our defaults
@@ -54,32 +67,41 @@ def tiny() -> Preset:
     return Preset(
         name="tiny",
         statements=StatementSettings.tiny(),
+        probes=ProbeSettings(max_fact_probes=30, max_boundary_probes=12),
         queries=QuerySettings.tiny(),
+        qa=QASettings(candidates=1, max_tokens=48),
+        boundary=BoundarySettings(candidates=2, max_tokens=48),
         scenes=SceneSettings.tiny(),
         experiences=ExperienceSettings.tiny(),
         protective=ProtectiveSettings.tiny(),
-        sft=SFTSettings(lora_r=8, lora_alpha=16, eval_fraction=0.0),
-        sft_config={"num_train_epochs": 2, "max_length": 512, "logging_steps": 1, "save_strategy": "no"},
+        # A 135M teacher's scripts are mostly noise (incoherent or looping): the QA and boundary rows,
+        # right by construction, teach more per minute of CPU.
+        character_llm=False,
+        sft=SFTSettings(lora_r=16, lora_alpha=32, eval_fraction=0.0),
+        # Enough steps that the adapter moves: a high LoRA rate, no warm-up to spend steps at rate 0.
+        sft_config={"num_train_epochs": 6, "learning_rate": 1e-3, "warmup_steps": 0, "lr_scheduler_type": "linear",
+                    "per_device_train_batch_size": 8, "max_length": 1024, "logging_steps": 5, "save_strategy": "no"},
         faithfulness=FaithfulnessDataSettings.tiny(),
-        discriminators=DiscriminatorSettings.tiny(),
-        preference=PreferenceSettings.tiny(),
-        dpo_config={"gradient_accumulation_steps": 2, "max_length": 384},
+        teacher_labels=False,
+        discriminators=DiscriminatorSettings(epochs=3, min_steps=120, max_length=128, base_data=True),
+        preference=PreferenceSettings(max_contexts=16, max_tokens=48),
+        dpo_config={"num_train_epochs": 2, "gradient_accumulation_steps": 2, "max_length": 384},
         dpo_rank=8,
-        eval=EvalCounts(single=2, probes=1, multi=1, rounds=2, reply_tokens=64, judge_tokens=160),
+        eval=EvalCounts(single=2, probes=1, multi=1, rounds=2, reply_tokens=48, judge_tokens=160),
     )
 
 
 def paper() -> Preset:
     return Preset(
         name="paper",
-        statements=StatementSettings(),
+        statements=StatementSettings(source="teacher"),
         queries=QuerySettings(),
         scenes=SceneSettings(),
         experiences=ExperienceSettings(),
         protective=ProtectiveSettings(),
         sft=SFTSettings(eval_fraction=0.02),
         faithfulness=FaithfulnessDataSettings(),
-        discriminators=DiscriminatorSettings(),
+        discriminators=DiscriminatorSettings(base_data=True),
         preference=PreferenceSettings(),
     )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,8 +29,11 @@ from rolecraft.llm.base import run_sync
 from rolecraft.llm.pool import ModelPool
 from rolecraft.memory import release_memory
 from rolecraft.progress import console
+from rolecraft.quiet import log_to
 from rolecraft.step import Context, Models, Step
 from rolecraft.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 VERSION = 2  # bump when a step's output format changes, to invalidate older workspaces
 
@@ -133,6 +137,7 @@ async def run_steps(
         inputs[step.name] = key
         stored = ws.entry(step.name)
         if stored.get("status") in ("done", "skipped") and stored.get("fingerprint") == key:
+            log.info("%s: unchanged (fingerprint %s)", step.name, key[:12])
             runs.append(StepRun(name=step.name, cached=True, rows=stored.get("rows"), info=stored.get("info", {}),
                                 rejections=stored.get("rejections", {}), skipped=stored.get("skipped")))
             continue
@@ -162,6 +167,8 @@ async def _run(step: Step, ctx: Context, key: str) -> StepRun:
         peak_rss_mb=run.peak_rss_mb, info=out.info, settings=step.fingerprint(),
         models={role: ctx.models.spec(role) for role in step.roles},
     )
+    log.info("%s: %s in %.1f s, rows %s, rejections %s, usage %s", step.name, out.skipped or "done", run.seconds,
+             run.rows, run.rejections, run.usage)
     if out.rejections:
         kept = f"kept {run.rows}, " if run.rows is not None else ""
         console.print(f"[yellow]{step.name}: {kept}rejected {sum(out.rejections.values())} ({out.rejections.summary()})")
@@ -183,7 +190,8 @@ def context(workspace: Workspace, models: Models) -> Context:
 
 def run(steps: Sequence[Step], workspace: Workspace, models: Models,
         on_step: Callable[[Step, int, int], None] | None = None) -> list[StepRun]:
-    """Run steps from synchronous code (the CLI, `run_build`, tests)."""
+    """Run steps from synchronous code (the CLI, `run_build`, tests); the libraries' log lines and
+    warnings go to the workspace's `logs/rolecraft.log` (see `rolecraft.quiet`)."""
     ctx = context(workspace, models)
 
     async def go() -> list[StepRun]:
@@ -192,4 +200,5 @@ def run(steps: Sequence[Step], workspace: Workspace, models: Models,
         finally:
             await ctx.pool.aclose()
 
-    return run_sync(go())
+    with log_to(workspace.path("logs/rolecraft.log")):
+        return run_sync(go())

@@ -1,25 +1,37 @@
-"""Persona statements (APC step 1): atomic facts, one sentence each, that name the character.
+"""Persona statements (APC step 1): facts, one sentence each, that name the character.
 
-Every profile paragraph and every enabled lorebook entry is one passage; the teacher lists the
-statements it supports. A statement must name the character (no "she" or "he" a reader could not
-resolve out of context): one that opens with a bare He/She/His/Her gets the name put in its place,
-anything else without the name is rejected and counted, like duplicates and over-long sentences.
+Two sources, the same record (`formats.facts.Fact`: the statement, its key spans, the statement said
+by the character):
+
+- `profile` (default): faithful by construction. Every sentence of every passage (profile paragraph,
+  enabled lorebook entry) about the character becomes a statement, a leading pronoun resolved to the
+  character's name (`language`). Nothing a teacher invents can enter.
+- `teacher` (APC's protocol): the teacher lists the statements each passage supports. Each must name
+  the character (a leading bare He/She/His/Her gets the name put in its place) and may use no name or
+  number the passage does not (a teacher that invents one is caught here); the rest is rejected and
+  counted, like duplicates and over-long sentences.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
 from rolecraft.character import Character
-from rolecraft.formats.apc import StatementRecord
+from rolecraft.formats.facts import Fact
+from rolecraft.language import for_character
 from rolecraft.llm import Message, SamplingParams
 from rolecraft.llm.batching import Batched
 from rolecraft.rejections import Rejections
 from rolecraft.step import Context, Output, Step
 from rolecraft.synth.generate import generate_rows
+from rolecraft.synth.verify import hallucinated
 from rolecraft.workspace import STATEMENTS
 
 MAX_WORDS = 60
@@ -43,9 +55,12 @@ EXAMPLE_OUTPUT = (
 
 
 class StatementSettings(BaseModel):
-    """Teacher settings for the statements step (the reference uses greedy decoding)."""
+    """Where statements come from, and the teacher's settings when it writes them (the reference
+    decodes greedily)."""
 
-    max_statements: int = Field(20, ge=1, le=40)  # per passage
+    source: Literal["profile", "teacher"] = "profile"
+    max_statements: int = Field(20, ge=1, le=40)  # per passage, from a teacher
+    content_keys: int = Field(2, ge=1, le=5)  # keys of a statement without names or numbers: its rarest words
     temperature: float = 0.0
     max_tokens: int = Field(768, ge=16)
     seed: int = 0
@@ -113,44 +128,93 @@ def clean_statement(text: str, character: Character, names: list[str]) -> tuple[
 
 async def extract_statements(
     character: Character, teacher: Batched, settings: StatementSettings = StatementSettings()
-) -> tuple[list[StatementRecord], Rejections]:
-    """Statements for every passage of `character`, in passage order, duplicates removed."""
+) -> tuple[list[tuple[str, str]], Rejections]:
+    """(passage, statement) the teacher found in every passage of `character`, in passage order,
+    duplicates removed, nothing the passage does not name."""
     texts = passages(character)
     prompts = [statement_prompt(character, p, settings.max_statements) for p in texts]
     params = SamplingParams(temperature=settings.temperature, max_tokens=settings.max_tokens, seed=settings.seed)
     results = await generate_rows(teacher, prompts, statement_list(settings.max_statements), params, "statements")
+    lang = for_character(character)
     rejections = Rejections()
     names = name_forms(character)
-    records: list[StatementRecord] = []
+    found: list[tuple[str, str]] = []
     seen: set[str] = set()
     for passage, result in zip(texts, results):
         if not result.ok:
             rejections.reject(f"passage_{result.error}")
             continue
         kept = 0
+        allowed = lang.vocabulary(passage) | {n.lower() for n in names} | set(_words(passage))
         for raw in result.value.statements[: settings.max_statements]:
             statement, reason = clean_statement(raw, character, names)
             if reason:
                 rejections.reject(reason)
             elif statement.lower() in seen:
                 rejections.reject("duplicate")
+            elif hallucinated(statement, allowed):
+                rejections.reject("invented_name_or_number")
             else:
                 seen.add(statement.lower())
-                records.append(StatementRecord(character=character.name, passage=passage, statement=statement))
+                found.append((passage, statement))
                 kept += 1
         if not kept:
             rejections.reject("passage_without_statements")
-    return records, rejections
+    return found, rejections
+
+
+def construct_statements(character: Character) -> list[tuple[str, str, list[str]]]:
+    """(passage, statement, key spans) for every sentence of the profile and lore about the character."""
+    lang = for_character(character)
+    names = name_forms(character)
+    out, seen = [], set()
+    for passage in passages(character):
+        for statement, keys in lang.statements(passage, character.name, names):
+            if statement.lower() not in seen and any(re.search(rf"\b{re.escape(n)}\b", statement) for n in names):
+                seen.add(statement.lower())
+                out.append((passage, statement, keys))
+    return out
+
+
+def facts(character: Character, found: Sequence[tuple[str, str, list[str] | None]], content_keys: int) -> list[Fact]:
+    """Statements as Facts: keys (the statement's names and numbers, else its rarest content words)
+    and the statement in the character's own voice."""
+    lang = for_character(character)
+    names = name_forms(character)
+    # The surname alone is not the character: "her father Tobias Voss" must not become "Tobias I".
+    spoken = list(dict.fromkeys([character.full_name, character.name, character.full_name.split()[0]]))
+    documents = [set(_words(s)) for _, s, _ in found]
+    frequency = Counter(w for d in documents for w in d)
+    out = []
+    for i, (passage, statement, keys) in enumerate(found):
+        keys = keys if keys is not None else lang.key_spans(statement, names)
+        rare = not keys
+        if rare:  # no name or number: the words this statement alone (or nearly) uses
+            own = {n.lower() for n in " ".join(names).split()}
+            candidates = [w for w in dict.fromkeys(_words(statement)) if len(w) >= 5 and w not in own and w not in lang.FUNCTION_WORDS]
+            candidates.sort(key=lambda w: -math.log(len(found) / frequency[w]))
+            keys = candidates[:content_keys]
+        out.append(Fact(id=f"f{i:03d}", character=character.name, passage=passage, statement=statement, keys=keys,
+                        answer=lang.first_person(statement, spoken), origin="profile", content_keys=rare))
+    return out
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"[^\W\d_][\w'-]*", text)]
 
 
 class StatementsStep(Step):
-    """Writes `statements.jsonl`; the workspace adds these to the character's own statements whenever it
-    hands the character out (`Workspace.character`)."""
+    """Writes `statements.jsonl` (Facts, which every APC step reads as its statement rows); the workspace
+    adds the statements to the character's own whenever it hands the character out."""
 
     name = STATEMENTS
-    record = StatementRecord
+    record = Fact
     roles = ("teacher",)
 
     async def run(self, ctx: Context) -> Output:
-        records, rejections = await extract_statements(ctx.workspace.stored_character(), ctx.model("teacher"), self.settings)
-        return Output(records, rejections)
+        character = ctx.workspace.stored_character()
+        if self.settings.source == "profile":
+            return Output(facts(character, construct_statements(character), self.settings.content_keys))
+        found, rejections = await extract_statements(character, ctx.model("teacher"), self.settings)
+        teacher = facts(character, [(p, s, None) for p, s in found], self.settings.content_keys)
+        return Output([f.model_copy(update={"origin": "teacher"}) for f in teacher], rejections)

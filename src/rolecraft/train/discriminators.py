@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from rolecraft.errors import RolecraftError
 from rolecraft.faithfulness.discriminators import LABELS, META, ClassifierDiscriminator, Item, Kind, pair_text
-from rolecraft.formats.apc import NLILabelRecord, RelevanceRecord
+from rolecraft.formats.apc import NLILabelRecord, RelevanceRecord, load_reference
 from rolecraft.step import Context, Output, Step
 from rolecraft.synth.nli import NLILabelsStep
 from rolecraft.synth.relevance import RelevanceStep
@@ -41,8 +42,10 @@ class DiscriminatorSettings(BaseModel):
     learning_rate: float = 1e-4
     batch_size: int = 8
     max_length: int = Field(256, ge=32)
-    held_out: float = Field(0.2, ge=0.0, lt=1.0)  # share of items kept out of training for the report
+    held_out: float = Field(0.2, ge=0.0, lt=1.0)  # share of the character's items kept out of training for the report
     held_out_by: HeldOutBy = "query"  # see `held_out_split`
+    min_steps: int = Field(0, ge=0)  # at least this many optimizer steps: small sets get more epochs
+    base_data: bool = False  # also train on APC's published Alice rows (rolecraft/data/apc), never held out
     seed: int = 0
 
     @classmethod
@@ -104,8 +107,10 @@ def train_discriminator(
     labels: Sequence[str],
     out: str | Path,
     settings: DiscriminatorSettings = DiscriminatorSettings(),
+    extra: tuple[Sequence[Item], Sequence[str]] = ((), ()),
 ) -> TrainReport:
-    """Fine-tune a classifier on (item, label) pairs, report held-out accuracy, save it to `out`."""
+    """Fine-tune a classifier on (item, label) pairs, report held-out accuracy, save it to `out`.
+    `extra`: more (items, labels) always trained on and never held out (a general base, e.g. APC's)."""
     import torch
     from datasets import Dataset
     from transformers import (
@@ -116,6 +121,8 @@ def train_discriminator(
         TrainingArguments,
     )
     from transformers.utils import logging as hf_logging
+
+    from rolecraft.train.progress import show_progress
 
     names = LABELS[kind]
     unknown = sorted(set(labels) - set(names))
@@ -128,7 +135,9 @@ def train_discriminator(
     started = time.monotonic()
     base = base_encoder(settings)
     train_idx, test_idx = held_out_split(items, settings.held_out, settings.seed, settings.held_out_by)
-    epochs = settings.epochs or DEFAULT_EPOCHS[kind]
+    base_items, base_labels = list(extra[0]), list(extra[1])
+    trained = len(train_idx) + len(base_items)
+    epochs = max(settings.epochs or DEFAULT_EPOCHS[kind], math.ceil(settings.min_steps * settings.batch_size / max(trained, 1)))
     tokenizer = AutoTokenizer.from_pretrained(base)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier weights newly initialised" report is expected
@@ -142,10 +151,10 @@ def train_discriminator(
     finally:
         hf_logging.set_verbosity(verbosity)
 
-    def encode(idx: list[int]) -> Dataset:
-        pairs = [pair_text(items[i]) for i in idx]
+    def encode(chosen: Sequence[Item], gold: Sequence[str]) -> Dataset:
+        pairs = [pair_text(item) for item in chosen]
         enc = tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=settings.max_length)
-        return Dataset.from_dict({**enc, "labels": [names.index(labels[i]) for i in idx]})
+        return Dataset.from_dict({**enc, "labels": [names.index(label) for label in gold]})
 
     out = Path(out)
     with folder_in_place(out) as tmp:
@@ -165,11 +174,11 @@ def train_discriminator(
         trainer = Trainer(
             model=model,
             args=args,
-            train_dataset=encode(train_idx),
+            train_dataset=encode([items[i] for i in train_idx] + base_items, [labels[i] for i in train_idx] + base_labels),
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
         )
-        trainer.train()
+        show_progress(trainer, f"training the {kind} discriminator").train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -186,7 +195,7 @@ def train_discriminator(
         report = TrainReport(
             kind=kind,
             base=base,
-            train_items=len(train_idx),
+            train_items=trained,
             test_items=len(test_idx),
             accuracy=accuracy,
             majority=majority,
@@ -199,39 +208,56 @@ def train_discriminator(
     return report
 
 
+BASE_DATA = Path(__file__).resolve().parents[1] / "data" / "apc"
+
+
+def base_rows() -> tuple[list[RelevanceRecord], list[NLILabelRecord]]:
+    """APC's published, GPT-4-labelled Alice rows (MIT; see rolecraft/data/apc/README.md)."""
+    return (load_reference(BASE_DATA / "Alice.relevance.json", RelevanceRecord),
+            load_reference(BASE_DATA / "Alice.nli.v2.json", NLILabelRecord))
+
+
 class DiscriminatorsStep(Step):
-    """Trains both discriminators into the workspace; its rows (`discriminators.jsonl`) are the two
-    training reports. With no relevance or NLI rows (a teacher too weak to write usable queries) it
-    removes classifiers left from older data and skips: no DPO, no APC in the evaluation."""
+    """Trains both discriminators into the workspace on the relevance and NLI rows of the steps it
+    reads (the teacher's, and those labelled by construction), plus APC's Alice rows with `base_data`;
+    its rows (`discriminators.jsonl`) are the two training reports, held-out accuracy measured on the
+    character's own rows. With no rows of either kind it removes classifiers left from older data and
+    skips: no DPO, no APC in the evaluation."""
 
     name = "discriminators"
     record = TrainReport
     reads = (RelevanceStep, NLILabelsStep)
 
     def __init__(self, settings: DiscriminatorSettings, relevance: Sequence[RelevanceRecord] | None = None,
-                 nli: Sequence[NLILabelRecord] | None = None):
+                 nli: Sequence[NLILabelRecord] | None = None, reads: tuple[type[Step], ...] | None = None):
         # Rows given (a file of APC's published data) are trained on instead of the workspace's.
-        super().__init__(settings, reads=tuple(s for s, rows in ((RelevanceStep, relevance), (NLILabelsStep, nli)) if rows is None))
+        reads = reads if reads is not None else self.reads
+        reads = tuple(s for s in reads if (relevance if s.record is RelevanceRecord else nli) is None)
+        super().__init__(settings, reads=reads)
         self.given = {"relevance": relevance, "nli": nli}
 
     def fingerprint(self) -> Any:
         given = {k: [r.model_dump() for r in rows] for k, rows in self.given.items() if rows is not None}
         return [super().fingerprint(), hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()]
 
+    def rows(self, ctx: Context, kind: str, record: type) -> list:
+        given = self.given[kind]
+        return list(given) if given is not None else [r for s in self.reads if s.record is record for r in ctx.read(s)]
+
     async def run(self, ctx: Context) -> Output:
         ws = ctx.workspace
-        rows = {
-            "relevance": self.given["relevance"] if self.given["relevance"] is not None else ctx.read(RelevanceStep),
-            "nli": self.given["nli"] if self.given["nli"] is not None else ctx.read(NLILabelsStep),
-        }
+        rows = {"relevance": self.rows(ctx, "relevance", RelevanceRecord), "nli": self.rows(ctx, "nli", NLILabelRecord)}
         missing = [kind for kind, found in rows.items() if not found]
         if missing:
             for kind in ("relevance", "nli"):  # never score with classifiers left from older data
                 shutil.rmtree(ws.discriminator_dir(kind), ignore_errors=True)
             return Output(skipped=f"the teacher wrote no usable {' or '.join(missing)} rows")
+        base_relevance, base_nli = base_rows() if self.settings.base_data else ([], [])
         reports = [
-            train_discriminator("relevance", *relevance_examples(rows["relevance"]), ws.discriminator_dir("relevance"), self.settings),
-            train_discriminator("nli", *nli_examples(rows["nli"]), ws.discriminator_dir("nli"), self.settings),
+            train_discriminator("relevance", *relevance_examples(rows["relevance"]), ws.discriminator_dir("relevance"),
+                                self.settings, extra=relevance_examples(base_relevance)),
+            train_discriminator("nli", *nli_examples(rows["nli"]), ws.discriminator_dir("nli"), self.settings,
+                                extra=nli_examples(base_nli)),
         ]
         info = {r.kind: {"accuracy": r.accuracy, "majority": r.majority} for r in reports}
         return Output(reports, info=info)

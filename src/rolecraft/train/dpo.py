@@ -79,6 +79,8 @@ def train_dpo(
     from datasets import Dataset
     from trl import DPOTrainer
 
+    from rolecraft.train.progress import show_progress
+
     if not rows:
         raise RolecraftError(
             "no preference pairs to train on",
@@ -101,7 +103,7 @@ def train_dpo(
             processing_class=tokenizer,
             peft_config=peft_config,
         )
-        output = trainer.train()
+        output = show_progress(trainer, "training (DPO)").train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         trainer.model.save_pretrained(tmp, selected_adapters=["default"])
         result = DPOResult(

@@ -31,7 +31,9 @@ from pydantic import BaseModel, Field
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
 from rolecraft.formats.experience import Experience
+from rolecraft.formats.persona import chat_system_prompt
 from rolecraft.formats.sft import LossOn, SFTRow, sft_rows
+from rolecraft.llm.base import Message
 from rolecraft.step import Context, Output, Step
 from rolecraft.synth.experiences import ExperiencesStep
 from rolecraft.synth.protective import ProtectiveStep
@@ -208,6 +210,8 @@ def sft_trainer(
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
+    from rolecraft.train.progress import show_progress
+
     out = Path(out)
     path = student_path(settings.student)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -268,7 +272,14 @@ def sft_trainer(
         quantization_config=_quantization(settings.method),
         callbacks=list(callbacks),
     )
+    show_progress(trainer, "training (SFT)")
     # TRL silently drops rows whose trained tokens were all cut off by max_length: count them.
+    if len(trainer.train_dataset) == 0:
+        raise RolecraftError(
+            f"all {len(train_rows)} training rows are longer than max_length ({config.max_length} tokens) before "
+            "the character's first word, so nothing is left to train on",
+            "raise max_length (e.g. `-- --max_length 2048`)",
+        )
     counts = {
         "train": len(train_rows),
         "eval": len(eval_rows),
@@ -367,14 +378,18 @@ class SFTStep(Step):
         ws = ctx.workspace
         records = [r for step in self.reads for r in ctx.read(step)]
         experiences = [r for r in records if isinstance(r, Experience)]
-        ready = [SFTRow(messages=r.messages(), source=getattr(r, "id", "")) for r in records if not isinstance(r, Experience)]
+        # Conversations without a system prompt of their own (QA and boundary rows) get the persona prompt
+        # the agent serves with, so the trained character sees at serving time what it was trained on.
+        persona = [Message(role="system", content=chat_system_prompt(ws.character()))] if ws.character_path.exists() else []
+        ready = [SFTRow(messages=m if m[0].role == "system" else persona + m, source=getattr(r, "id", ""))
+                 for r in records if not isinstance(r, Experience) and (m := r.messages())]
         if not experiences and not ready:
             raise RolecraftError(
                 "the teacher produced no usable training data, so there is nothing to fine-tune on",
                 "use a stronger --teacher, or see the rejection counts in the build summary (`rolecraft stats`)",
             )
         # A set of characters (self-alignment) has no one character; the report names the set.
-        cast = {r.character for r in records}
+        cast = {getattr(r, "character", "") for r in records}
         who = ws.character() if ws.character_path.exists() else Character(full_name=f"{len(cast)} characters ({ws.root.name})")
         settings = self.settings.model_copy(update={"student": ctx.models.student})
         result = train_sft(who, experiences, settings, ws.adapter(self.adapter), config=dict(self.config),
