@@ -19,6 +19,7 @@ from typing import Any
 
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, as_messages
+from rolecraft.llm.stops import StopHold, cut_at_stop
 from rolecraft.memory import release_memory, trim_heap
 from rolecraft.weights import LOAD_LOCK
 
@@ -30,7 +31,7 @@ PLAIN_TEMPLATE = (
 )
 
 
-def _digest(path: Path) -> str:
+def adapter_digest(path: Path) -> str:
     """Content hash of an adapter folder's weights, so retraining invalidates cached outputs."""
     h = hashlib.sha256()
     for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
@@ -76,7 +77,7 @@ class HFChatModel(ChatModel):
     def identity(self) -> dict[str, Any]:
         ident = {"provider": self.provider, "name": self.name}
         if self.adapter:
-            ident["adapter"] = _digest(self.adapter)
+            ident["adapter"] = adapter_digest(self.adapter)
         return ident
 
     # -- loading -------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ class HFChatModel(ChatModel):
         for row, mask in zip(new, inputs["attention_mask"]):
             ids = row.tolist()
             ids = [i for i in ids if i not in (tok.pad_token_id, tok.eos_token_id)]
-            text = _cut_at_stop(tok.decode(ids, skip_special_tokens=True), params.stop)
+            text = cut_at_stop(tok.decode(ids, skip_special_tokens=True), params.stop)
             # Anything that ended before the token limit ended on EOS or a stop string.
             ended = len(ids) < params.max_tokens
             results.append(
@@ -222,7 +223,7 @@ class HFChatModel(ChatModel):
         task = asyncio.ensure_future(asyncio.to_thread(self._generate_batch, [prompt], params, None, **options))
         # A generate() that fails never ends its streamer; end it here so the error surfaces below.
         task.add_done_callback(lambda t: t.exception() is not None and streamer.end())
-        held = _StopHold(params.stop)
+        held = StopHold(params.stop)
         try:
             async for piece in streamer:
                 if text := held.push(piece):
@@ -258,11 +259,6 @@ class HFChatModel(ChatModel):
         return self._processors[key]
 
 
-def _cut_at_stop(text: str, stops: list[str]) -> str:
-    cuts = [i for s in stops if (i := text.find(s)) >= 0]
-    return text[: min(cuts)] if cuts else text
-
-
 class _Cancelled:
     """A stopping criterion that ends generation once `event` is set."""
 
@@ -273,29 +269,3 @@ class _Cancelled:
         import torch
 
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _StopHold:
-    """Streams text up to the first stop string, holding back a tail that may still begin one."""
-
-    def __init__(self, stops: list[str]):
-        self.stops = [s for s in stops if s]
-        self.buffer = ""
-        self.stopped = False
-
-    def push(self, piece: str) -> str:
-        if self.stopped:
-            return ""
-        self.buffer += piece
-        cuts = [i for s in self.stops if (i := self.buffer.find(s)) >= 0]
-        if cuts:
-            self.stopped = True
-            out, self.buffer = self.buffer[: min(cuts)], ""
-            return out
-        keep = max((n for s in self.stops for n in range(1, len(s)) if self.buffer.endswith(s[:n])), default=0)
-        out, self.buffer = self.buffer[: len(self.buffer) - keep], self.buffer[len(self.buffer) - keep :]
-        return out
-
-    def flush(self) -> str:
-        out, self.buffer = ("" if self.stopped else self.buffer), ""
-        return out

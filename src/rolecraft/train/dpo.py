@@ -69,10 +69,13 @@ class DPOResult(BaseModel):
 
 
 def _student(spec: str, adapter: str | Path | None):
-    from rolecraft.llm import load_model
+    from rolecraft.llm import EMBEDDED, load_model
+    from rolecraft.llm.embedded import embedded_hf_model
     from rolecraft.llm.hf import HFChatModel
 
-    student = load_model(spec, **({"adapter": adapter} if adapter else {}))
+    options = {"adapter": adapter} if adapter else {}
+    # Training needs the weights on transformers; `embedded` generates on llama.cpp.
+    student = embedded_hf_model(**options) if spec.strip() == EMBEDDED else load_model(spec, **options)
     if not isinstance(student, HFChatModel):
         raise RolecraftError(
             f"DPO trains a local model, and '{spec}' is not one",
