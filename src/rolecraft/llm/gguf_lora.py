@@ -10,6 +10,12 @@ the adapted model compute what transformers + PEFT compute:
 - PEFT scales the update by alpha / r (alpha / √r with rsLoRA). The scale is folded into B and the
   file's alpha left at 0, which llama.cpp reads as "scale 1".
 
+And one that keeps outputs independent of batching (rolecraft.llm.llamacpp_engine): llama.cpp's CPU
+matrix product takes another kernel for float weights once a batch has two or more tokens, which
+rounds differently. A is therefore stored in Q8_0, whose kernels agree bit for bit at any batch size
+(as the base model's do), and B keeps float32 with an odd inner size (the rank, padded with a zero
+component when even), which the batched float kernel never takes.
+
 Anything else PEFT can express (DoRA, trained biases or extra modules, per-module alphas, layers the
 GGUF does not have) raises `UnsupportedAdapter`; the embedded model then runs that adapter on
 transformers instead. Converted files live under the rolecraft cache, named by a digest of the
@@ -29,7 +35,7 @@ import numpy as np
 
 from rolecraft.errors import RolecraftError
 
-FORMAT = 1  # bump when the conversion changes, so stale converted files are not reused
+FORMAT = 2  # bump when the conversion changes, so stale converted files are not reused
 PEFT_PREFIX = "base_model.model."
 PERMUTED = {"llama": {"attn_q": "head_count", "attn_k": "head_count_kv"}}  # arch → rows permuted like convert_hf_to_gguf
 
@@ -121,6 +127,9 @@ def _convert(config: dict, state: dict[str, np.ndarray], arch: str, facts: dict[
         heads = PERMUTED.get(arch, {}).get(kind)
         if heads:
             b = _permute_rows(b, facts[heads])
+        if rank % 2 == 0:  # a zero component: B·A unchanged, the inner size odd (see the module's note)
+            a = np.vstack([a, np.zeros((1, a.shape[1]), dtype=a.dtype)])
+            b = np.hstack([b, np.zeros((b.shape[0], 1), dtype=b.dtype)])
         out[f"{target}.lora_a"] = np.ascontiguousarray(a, dtype=np.float32)
         out[f"{target}.lora_b"] = np.ascontiguousarray(b * scale, dtype=np.float32)
     if not out:
@@ -136,12 +145,16 @@ def _permute_rows(rows: np.ndarray, heads: int) -> np.ndarray:
 def _write(path: Path, arch: str, tensors: dict[str, np.ndarray]) -> None:
     import gguf
 
+    Q8_0 = gguf.GGMLQuantizationType.Q8_0
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 0.0)  # 0: llama.cpp applies B·A as is (scale folded into B)
     for name, tensor in tensors.items():
-        writer.add_tensor(name, tensor)
+        if name.endswith(".lora_a") and tensor.shape[1] % 32 == 0:
+            writer.add_tensor(name, gguf.quants.quantize(tensor, Q8_0), raw_dtype=Q8_0)
+        else:
+            writer.add_tensor(name, tensor)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import json
 import os
 import threading
@@ -103,13 +104,11 @@ class LlamaCppChatModel(ChatModel):
     def weights(self):
         from rolecraft.llm.llamacpp_engine import Weights
 
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llguidance") is None:
             raise RolecraftError(
-                "llama-cpp-python is not installed",
-                'install rolecraft with its runtime: pip install "torch==2.13.0" -e ".[all]"',
-            ) from None
+                "llama-cpp-python or llguidance is not installed",
+                'install rolecraft with its runtime: pip install "torch==2.13.0" -e ".[embedded]"',
+            )
         return Weights.load(self.path.resolve())
 
     @cached_property

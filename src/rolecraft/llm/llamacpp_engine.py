@@ -41,6 +41,16 @@ MIN_CONTEXT = 2048  # tokens per sequence; grown (powers of two) up to the model
 DECODE_LOCK = threading.Lock()
 
 
+def llama_cpp():
+    """The llama_cpp module. llama.cpp's threads meet at an OpenMP barrier after every operation; a
+    spinning wait turns a busy machine's time slices into seconds per token, a passive one costs
+    little. OpenMP reads the policy once, when the first library using it loads (torch shares it)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import llama_cpp
+
+    return llama_cpp
+
+
 class Weights:
     """One GGUF loaded once per process (memory-mapped), with what every context of it shares."""
 
@@ -54,12 +64,7 @@ class Weights:
             return cls._loaded[path]
 
     def __init__(self, path: Path):
-        # llama.cpp's threads meet at an OpenMP barrier after every operation; an active (spinning)
-        # wait turns a busy machine's time slices into minutes per reply, a passive one costs little.
-        # OpenMP reads this once, when the first library using it loads (torch shares the runtime).
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        import llama_cpp as lc
-
+        lc = llama_cpp()
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
         lc.llama_backend_init()
         self.path = path
