@@ -50,7 +50,7 @@ def embedded_q8() -> Path:
     target = cache_root() / "models" / f"{EMBEDDED_NAME}.Q8_0.gguf"
     if target.exists():
         return target
-    from rolecraft.llm.llamacpp_engine import llama_cpp
+    from rolecraft.llm.llamacpp_weights import llama_cpp
 
     lc = llama_cpp()
     target.parent.mkdir(parents=True, exist_ok=True)

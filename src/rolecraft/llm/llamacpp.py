@@ -81,7 +81,7 @@ class LlamaCppChatModel(ChatModel):
                 "pass the folder `rolecraft train` wrote, e.g. WORKSPACE/adapters/sft",
             )
         self.batch_size = batch_size
-        self.threads = threads or int(os.environ.get("ROLECRAFT_THREADS", 0)) or usable_cores()
+        self.threads = threads or int(os.environ.get("ROLECRAFT_THREADS") or 0) or usable_cores()
         self._grammars: OrderedDict[str, str] = OrderedDict()
         self._grammar_lock = threading.Lock()
 
@@ -102,7 +102,7 @@ class LlamaCppChatModel(ChatModel):
 
     @cached_property
     def weights(self):
-        from rolecraft.llm.llamacpp_engine import Weights
+        from rolecraft.llm.llamacpp_weights import Weights
 
         if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llguidance") is None:
             raise RolecraftError(
