@@ -152,7 +152,7 @@ def test_marked_template_renders_like_the_students_own(family):
 
 
 def test_smollm2_template_is_marked(tmp_path):
-    from rolecraft.llm.embedded import cache_root
+    from rolecraft.weights import cache_root
 
     folder = cache_root() / "models" / "SmolLM2-135M-Instruct"
     if not (folder / "tokenizer.json").exists():

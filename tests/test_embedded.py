@@ -21,7 +21,9 @@ class Scene(BaseModel):
 def test_embedded_model_chats_and_writes_valid_scene_json():
     assert (embedded_checkpoint() / "config.json").exists()
     model = load_model("embedded", batch_size=4)
-    [reply] = run_sync(model.generate([[{"role": "user", "content": "What is the capital of France?"}]], SamplingParams(max_tokens=16, temperature=0)))
+    # Not "What is the capital of France?": there fp32 prefers "The" to "L" by 0.08 logits, a tie that
+    # llama.cpp's 8-bit activations break the other way ("L'Étoile, ...").
+    [reply] = run_sync(model.generate([[{"role": "user", "content": "Name the capital of France."}]], SamplingParams(max_tokens=16, temperature=0)))
     assert "Paris" in reply.text
     prompt = "Imagine a short scene from the life of Alice, a girl who fell into Wonderland. Answer in JSON."
     results = run_sync(generate_structured(model, [[{"role": "user", "content": prompt}]] * 3, Scene, SamplingParams(max_tokens=150, temperature=0.8)))

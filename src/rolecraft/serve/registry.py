@@ -113,6 +113,7 @@ def _served(character: Character, ws: Workspace | None) -> ServedCharacter:
 
 def _local_models(served: Sequence[ServedCharacter], spec: str):
     from rolecraft.llm import load_model, parse_spec
+    from rolecraft.llm.embedded import embedded_hf_model
     from rolecraft.llm.hf import HFChatModel
     from rolecraft.llm.multi_lora import MultiLoraModel
 
@@ -121,7 +122,8 @@ def _local_models(served: Sequence[ServedCharacter], spec: str):
             f"--model {spec} cannot be loaded in process for serving",
             "use 'embedded' or hf:PATH, or forward generation with --backend openai:BASE@URL (e.g. to vLLM)",
         )
-    base = load_model(spec)
+    # The PEFT multi-adapter server runs on transformers, for `embedded` too (docs/backends.md).
+    base = embedded_hf_model() if parse_spec(spec)[0] == "embedded" else load_model(spec)
     assert isinstance(base, HFChatModel)
     shared = MultiLoraModel(base)
     for s in served:

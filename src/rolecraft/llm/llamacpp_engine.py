@@ -1,0 +1,294 @@
+"""Continuous batching over llama.cpp's C API: one context, many sequences in every decode step.
+
+llama-cpp-python's `Llama` class decodes one sequence at a time. Here one worker thread keeps up to
+`slots` sequences running: each step hands every running sequence's last token (and the prompts of
+newly admitted requests) to a single `llama_decode`, then picks each sequence's next token from its
+logits (rolecraft.llm.sampling) under its JSON-schema mask (llguidance). A finished sequence frees
+its slot for the next waiting request at once, so concurrent `generate` calls share the batch.
+
+Determinism: the KV cache is split per sequence (`kv_unified=False`); llama.cpp's CPU kernels then
+compute a sequence's logits bit for bit the same whatever else shares the batch, however many threads
+run and however large the context (tests/test_llamacpp.py checks it). A request's output therefore
+depends only on its prompt, its settings and its seed, never on how requests were batched.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rolecraft.errors import RolecraftError
+from rolecraft.llm.base import Completion, SamplingParams, TokenLogprob, TopLogprob
+from rolecraft.llm.llamacpp_weights import Weights
+from rolecraft.llm.sampling import TokenChooser, unpack_mask
+
+log = logging.getLogger(__name__)
+MIN_CONTEXT = 2048  # tokens per sequence; grown (powers of two) up to the model's own for longer requests
+# One decode at a time in the process: llama.cpp's worker threads spin while they wait for each
+# other, so two contexts decoding at once on the same cores slow each other down many times over.
+DECODE_LOCK = threading.Lock()
+
+
+@dataclass
+class Request:
+    prompt: list[int]
+    params: SamplingParams
+    seed: int
+    finish: Callable[[Completion | BaseException], None]  # called once, from the worker thread
+    matcher: Any = None  # an llguidance LLMatcher when the output must follow a JSON schema
+    on_piece: Callable[[str], None] | None = None  # streaming: each new piece of raw text
+    cancelled: bool = False  # set by the caller that stopped waiting; the slot is freed at the next step
+
+
+@dataclass
+class _Sequence:
+    request: Request
+    slot: int
+    limit: int  # tokens it may still generate within its context
+    chooser: TokenChooser
+    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    logprobs: list[TokenLogprob] | None = None
+
+
+class Engine:
+    """A llama.cpp context with `slots` sequences and the worker thread that decodes them."""
+
+    def __init__(self, weights: Weights, slots: int, threads: int, adapter: Path | None = None):
+        self.weights = weights
+        self.slots = slots
+        self.threads = threads
+        self.lora = weights.adapter(adapter) if adapter else None
+        self.requests: queue.Queue[Request | None] = queue.Queue()
+        self.ctx: Any = None
+        self.seq_tokens = 0  # context size per sequence
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, request: Request) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="llamacpp-engine", daemon=True)
+                self._thread.start()
+        self.requests.put(request)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                self.requests.put(None)
+                self._thread.join()
+                self._thread = None
+
+    # -- the worker thread ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        import llama_cpp as lc
+
+        waiting: deque[Request] = deque()
+        running: dict[int, _Sequence] = {}
+        feed: dict[int, int] = {}  # slot → the token to decode next
+        closing = False
+        while not closing or running:
+            if not running and not waiting and not closing:
+                item = self.requests.get()
+                closing = item is None
+                waiting.extend([item] if item else [])
+            while True:  # everything submitted meanwhile
+                try:
+                    item = self.requests.get_nowait()
+                except queue.Empty:
+                    break
+                closing = closing or item is None
+                waiting.extend([item] if item else [])
+            if closing and not running:
+                waiting.clear()
+                break
+            try:
+                admitted = self._admit(waiting, running)
+                if not running:
+                    continue
+                batch = self._batch(running, feed, admitted)
+                with DECODE_LOCK:
+                    status = lc.llama_decode(self.ctx, batch)
+                if status != 0:
+                    raise RuntimeError(f"llama_decode failed ({status})")
+                for slot, index in list(self._outputs.items()):
+                    self._step(running, feed, slot, index)
+            except Exception as error:  # the requests in flight fail; the engine keeps serving
+                for seq in running.values():
+                    seq.request.finish(error)
+                running.clear()
+                feed.clear()
+        self._free_context()
+
+    def _free_context(self) -> None:
+        import llama_cpp as lc
+
+        if self.ctx is not None:
+            lc.llama_free(self.ctx)
+            lc.llama_batch_free(self._batch_buffer)
+            self.ctx = None
+
+    def _admit(self, waiting: deque[Request], running: dict[int, _Sequence]) -> list[_Sequence]:
+        """Move waiting requests into free slots, growing the context first when one needs more room."""
+        import llama_cpp as lc
+
+        admitted: list[_Sequence] = []
+        budget = 0
+        while waiting and len(running) < self.slots:
+            request = waiting[0]
+            if request.cancelled:
+                waiting.popleft()
+                continue
+            n = len(request.prompt)
+            if n >= self.weights.n_ctx_train:
+                waiting.popleft()
+                request.finish(RolecraftError(
+                    f"the prompt has {n} tokens, more than the model's context of {self.weights.n_ctx_train}",
+                    "shorten the conversation or the character's profile",
+                ))
+                continue
+            need = n + request.params.max_tokens
+            if self.ctx is None or (need > self.seq_tokens and self.seq_tokens < self.weights.n_ctx_train):
+                if running:
+                    break  # a bigger context waits until the running sequences are done
+                try:
+                    self._make_context(need)
+                except Exception as error:
+                    waiting.popleft()
+                    request.finish(error)
+                    continue
+            if admitted and budget + n > self.seq_tokens:
+                break  # the prompts of one step fit in one batch
+            waiting.popleft()
+            slot = min(set(range(self.slots)) - set(running))
+            lc.llama_memory_seq_rm(lc.llama_get_memory(self.ctx), slot, -1, -1)
+            limit = min(request.params.max_tokens, self.seq_tokens - n)
+            chooser = TokenChooser(request.params, request.prompt, self.weights.n_vocab, request.seed)
+            seq = _Sequence(request, slot, limit, chooser, logprobs=[] if request.params.logprobs is not None else None)
+            running[slot] = seq
+            admitted.append(seq)
+            budget += n
+        return admitted
+
+    def _make_context(self, need: int) -> None:
+        import llama_cpp as lc
+
+        size = min(self.weights.n_ctx_train, max(MIN_CONTEXT, 1 << (need - 1).bit_length()))
+        self._free_context()
+        params = lc.llama_context_default_params()
+        params.n_ctx = size * self.slots
+        params.n_batch = size + self.slots  # the prompts admitted in one step and a token of each running sequence
+        params.n_ubatch = min(512, size)
+        params.n_seq_max = self.slots
+        params.n_threads = params.n_threads_batch = self.threads
+        params.kv_unified = False  # a KV stream per sequence: outputs independent of batch mates
+        params.no_perf = True
+        self.ctx = lc.llama_init_from_model(self.weights.model, params)
+        if not self.ctx:
+            raise RolecraftError(f"llama.cpp could not allocate a context of {size} tokens × {self.slots}", "lower batch_size")
+        if self.lora is not None:
+            adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self.lora)
+            lc.llama_set_adapters_lora(self.ctx, adapters, 1, (ctypes.c_float * 1)(1.0))
+        self.seq_tokens = lc.llama_n_ctx_seq(self.ctx)
+        self._batch_buffer = lc.llama_batch_init(size + self.slots, 0, 1)
+
+    def _batch(self, running: dict[int, _Sequence], feed: dict[int, int], admitted: list[_Sequence]):
+        """The step's tokens: whole prompts of new sequences, one token of every other running one."""
+        batch = self._batch_buffer
+        batch.n_tokens = 0
+        self._outputs: dict[int, int] = {}  # slot → row of the logits it needs
+
+        def add(token: int, pos: int, slot: int, wanted: bool) -> None:
+            k = batch.n_tokens
+            batch.token[k], batch.pos[k], batch.n_seq_id[k], batch.logits[k] = token, pos, 1, wanted
+            batch.seq_id[k][0] = slot
+            if wanted:
+                self._outputs[slot] = k
+            batch.n_tokens += 1
+
+        for seq in admitted:
+            for pos, token in enumerate(seq.request.prompt):
+                add(token, pos, seq.slot, pos == len(seq.request.prompt) - 1)
+        for slot, token in feed.items():
+            seq = running[slot]
+            add(token, len(seq.request.prompt) + len(seq.tokens) - 1, slot, True)
+        feed.clear()
+        return batch
+
+    def _step(self, running: dict[int, _Sequence], feed: dict[int, int], slot: int, index: int) -> None:
+        import llama_cpp as lc
+
+        seq = running[slot]
+        request = seq.request
+        if request.cancelled:
+            del running[slot]
+            return
+        logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self.weights.n_vocab,))
+        allowed = None
+        if request.matcher is not None:
+            bits = np.zeros((self.weights.n_vocab + 31) // 32, dtype=np.int32)
+            request.matcher.unsafe_compute_mask_ptr(bits.ctypes.data, bits.nbytes)
+            allowed = unpack_mask(bits, self.weights.n_vocab)
+        choice = seq.chooser.choose(logits, allowed)
+        token = choice.token
+        finish = None
+        if token in self.weights.eog:
+            finish = "stop"
+        else:
+            if request.matcher is not None and not request.matcher.consume_token(token):
+                raise RuntimeError(f"the schema matcher rejected token {token}: {request.matcher.get_error()}")
+            seq.chooser.accept(token)
+            seq.tokens.append(token)
+            piece = seq.decoder.decode(self.weights.pieces[token])
+            seq.text += piece
+            if seq.logprobs is not None:
+                seq.logprobs.append(self._logprob(token, choice))
+            if request.on_piece and piece:
+                request.on_piece(piece)
+            if self._stopped(seq, piece) or (request.matcher is not None and request.matcher.is_stopped()):
+                finish = "stop"
+            elif len(seq.tokens) >= seq.limit:
+                finish = "length"
+        if finish is None:
+            feed[slot] = token
+            return
+        del running[slot]
+        seq.text += seq.decoder.decode(b"", final=True)
+        request.finish(Completion(
+            text=seq.text,
+            prompt_tokens=len(request.prompt),
+            completion_tokens=len(seq.tokens),
+            finish_reason=finish,
+            logprobs=seq.logprobs,
+        ))
+
+    def _stopped(self, seq: _Sequence, piece: str) -> bool:
+        """Cut the text at a stop string that the newest piece completed."""
+        stops = [s for s in seq.request.params.stop if s]
+        if not stops:
+            return False
+        start = max(0, len(seq.text) - len(piece) - max(map(len, stops)))
+        cuts = [i for s in stops if (i := seq.text.find(s, start)) >= 0]
+        if not cuts:
+            return False
+        seq.text = seq.text[: min(cuts)]
+        return True
+
+    def _logprob(self, token: int, choice) -> TokenLogprob:
+        def text(t: int) -> str:
+            return self.weights.pieces[t].decode("utf-8", errors="replace")
+
+        top = [TopLogprob(token=text(t), logprob=lp) for t, lp in choice.top or []]
+        return TokenLogprob(token=text(token), logprob=choice.logprob, top_logprobs=top)
