@@ -14,6 +14,7 @@ import random
 from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
+from rolecraft.formats.charllm import target_aliases
 from rolecraft.formats.experience import Experience, Turn
 from rolecraft.llm import Message
 from rolecraft.llm.batching import Batched
@@ -22,7 +23,7 @@ from rolecraft.rejections import Rejections
 from rolecraft.step import Context, Output, Step
 from rolecraft.synth.experiences import ExperiencesStep
 from rolecraft.synth.generate import TeacherSettings, generate_rows, generate_texts
-from rolecraft.synth.parse import check_script, normalize_roles, parse_script, target_aliases
+from rolecraft.synth.parse import check_script, normalize_roles, parse_script
 
 VISITORS = ["Lily", "Miles", "Nora", "Theo", "Ada", "Felix", "Iris", "Leo", "Maya", "Owen"]
 THEMES = [
