@@ -8,11 +8,13 @@ so a killed run, rerun with the same command, repeats no finished call.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from rolecraft.character import Character
 from rolecraft.eval.apc_eval import apc_judgements
+from rolecraft.eval.charllm_reference import ReferenceCharacterLLM, reference_jobs, reference_rubric
 from rolecraft.eval.cost import Cost
 from rolecraft.eval.grounding import profile_for_judge
 from rolecraft.eval.interview import interview_multi, interview_single, scene
@@ -65,10 +67,16 @@ class EvalConfig(BaseModel):
     seed: int = 0
     run: str = "interview"
     apc: bool = False
+    protocol: Literal["rolecraft", "reference"] = "rolecraft"  # reference: Character-LLM's scorer, exactly
+    reference: Path | None = None  # the user's copy of the paper's repository (reference protocol)
 
 
-def interview_jobs(transcripts: list[Transcript], character: Character) -> list[tuple[Case, Rubric, str]]:
-    """Character-LLM's dimensions for every transcript; probes are also judged for pleading ignorance."""
+def interview_jobs(transcripts: list[Transcript], character: Character,
+                   reference: ReferenceCharacterLLM | None = None) -> list[tuple[Case, Rubric, str]]:
+    """Character-LLM's dimensions for every transcript; probes are also judged for pleading ignorance.
+    With the `reference` rubric, the paper's scorer's jobs instead (charllm_reference)."""
+    if reference is not None:
+        return reference_jobs(transcripts, character, reference)
     jobs = []
     for t in transcripts:
         case = Case(
@@ -86,6 +94,7 @@ def interview_jobs(transcripts: list[Transcript], character: Character) -> list[
 async def evaluate(character: Character, workspace: Workspace, config: EvalConfig,
                    pool: ModelPool | None = None) -> EvalResults:
     """Interview, judge and report; models come from `pool` (a build's), else from a pool of its own."""
+    reference = reference_rubric(config.protocol, config.reference)
     own = pool is None
     pool = pool or ModelPool(workspace.cache_path)
     cost = Cost()
@@ -99,7 +108,8 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
         asked = pick(plain, config.single) + pick(probes, config.probes)
         goals = pick(goals, config.multi)
 
-        targets = [build_target(spec, character, pool, workspace, scene(character)) for spec in config.agents]
+        where = scene(character, *reference.scene(character.name)) if reference else scene(character)
+        targets = [build_target(spec, character, pool, workspace, where) for spec in config.agents]
         params = SamplingParams(max_tokens=config.reply_tokens, temperature=config.temperature, seed=config.seed)
         transcripts = await interview_single(character, targets, asked, params, cost) if asked else []
         if goals and config.rounds > 0:
@@ -113,12 +123,12 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
         folder = f"eval/{config.run}"
         workspace.write(f"{folder}/transcripts", transcripts)
 
-        judgements = await run_judges(judge, interview_jobs(transcripts, character), config.samples,
+        judgements = await run_judges(judge, interview_jobs(transcripts, character, reference), config.samples,
                                       config.judge_tokens, cost=cost)
         if config.apc:
             judgements += apc_judgements(workspace, transcripts)
         return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge.spec,
-                      config.samples, rejected)
+                      config.samples, rejected, config.protocol)
     finally:
         if own:
             await pool.aclose()
@@ -126,24 +136,27 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
 
 def finish(workspace: Workspace, folder: str, title: str, transcripts: list[Transcript],
            judgements: list[Judgement], cost: Cost, judge: str, samples: int,
-           rejected: Rejections | None = None) -> EvalResults:
+           rejected: Rejections | None = None, protocol: str = "rolecraft") -> EvalResults:
     """Store the judgements and write the report from them."""
     workspace.write(f"{folder}/judgements", judgements)
     return write_report(workspace.path(folder), transcripts, judgements, character=title, judge=judge,
-                        samples=samples, cost=cost.as_dict(), rejections=dict(rejected or {}))
+                        samples=samples, cost=cost.as_dict(), rejections=dict(rejected or {}), protocol=protocol)
 
 
 async def judge_transcripts(character: Character, workspace: Workspace, transcripts: list[Transcript], judge: str,
-                            samples: int = 1, judge_tokens: int = 384, run: str = "transcripts") -> EvalResults:
-    """Judge transcripts made elsewhere (e.g. Character-LLM's published results) exactly as our own."""
+                            samples: int = 1, judge_tokens: int = 384, run: str = "transcripts",
+                            reference: ReferenceCharacterLLM | None = None) -> EvalResults:
+    """Judge transcripts made elsewhere (e.g. Character-LLM's published results) exactly as our own, or
+    as the paper's scorer did (`reference`)."""
     pool = ModelPool(workspace.cache_path)
     cost = Cost()
     try:
         folder = f"eval/{run}"
         workspace.write(f"{folder}/transcripts", transcripts)
-        jobs = interview_jobs(transcripts, character)
+        jobs = interview_jobs(transcripts, character, reference)
         judgements = await run_judges(pool.get(judge), jobs, samples, judge_tokens, cost=cost)
-        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge, samples)
+        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge, samples,
+                      protocol="reference" if reference else "rolecraft")
     finally:
         await pool.aclose()
 
