@@ -118,7 +118,8 @@ def apc_score(
     history: Annotated[Optional[Path], typer.Option(help="JSON list of earlier {role, content} messages (multi-turn).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Character name (default: the character's).")] = None,
     workspace: WorkspaceOption = None,
-    discriminators: Annotated[Optional[Path], typer.Option(help="Folder with relevance/ and nli/ (default: WORKSPACE/discriminators).")] = None,
+    discriminators: Annotated[Optional[Path], typer.Option(help="Folder with relevance/ and nli/ (default: WORKSPACE/discriminators); plain HF classifiers (APC's published ones) need --apc-prompts.")] = None,
+    apc_prompts: Annotated[Optional[Path], typer.Option(help="APC's prompt.py (prompt_zh.py) from your copy of its repository: the templates its published classifiers read.")] = None,
     judge: Annotated[Optional[str], typer.Option(help="Use this LLM as both discriminators instead of the trained classifiers.")] = None,
     prune_below: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Skip NLI for statements less relevant than this (approximation).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -138,7 +139,7 @@ def apc_score(
         character, ws = None, None
     statements = statement or (character.statements or character.facts() if character else [])
     who = name or character.name
-    relevance, nli = _discriminators(ws, discriminators, judge)
+    relevance, nli = _discriminators(ws, discriminators, judge, apc_prompts)
     scorer = APCScorer(who, statements, relevance, nli, prune_below=prune_below)
     turn = [*(json.loads(history.read_text(encoding="utf-8")) if history else []), {"role": "user", "content": query}]
     results = scorer.score([turn], [list(responses)])[0]
@@ -148,10 +149,10 @@ def apc_score(
     _print_scores(results)
 
 
-def _discriminators(ws, folder: Path | None, judge: str | None):
+def _discriminators(ws, folder: Path | None, judge: str | None, apc_prompts: Path | None = None):
     from rolecraft.errors import RolecraftError
-    from rolecraft.faithfulness.discriminators import ClassifierDiscriminator
     from rolecraft.faithfulness.judge import JudgeDiscriminator
+    from rolecraft.faithfulness.reference import load_discriminator
 
     if judge:
         from rolecraft.llm import load_model
@@ -164,7 +165,7 @@ def _discriminators(ws, folder: Path | None, judge: str | None):
             f"no trained discriminators in {folder or 'the workspace'}",
             "run `rolecraft discriminators train` first, pass --discriminators DIR, or --judge MODEL",
         )
-    return ClassifierDiscriminator(folder / "relevance"), ClassifierDiscriminator(folder / "nli")
+    return load_discriminator(folder / "relevance", "relevance", apc_prompts), load_discriminator(folder / "nli", "nli", apc_prompts)
 
 
 def _print_scores(results) -> None:
