@@ -227,6 +227,11 @@ def train_dpo_command(
                          max_contexts=max_queries, max_tokens=max_tokens)
     pairs_step = ImportPreferenceStep(pairs) if pairs else PreferenceStep(settings, adapter=start, rag=rag)
     runs = run_steps([pairs_step, DPOStep(config, rank, start=start, adapter=name)], ws, Models(student=student))
-    typer.echo(f"{runs[0].rows or 0} preference pairs from {runs[0].info.get('contexts', 0)} contexts")
+    if pairs:
+        converted = runs[0].info.get("converted_from_gemma_markup", 0)
+        note = f" ({converted} converted from Gemma's markup to messages for the student's own template)" if converted else ""
+        typer.echo(f"{runs[0].rows or 0} preference pairs from {pairs}{note}")
+    else:
+        typer.echo(f"{runs[0].rows or 0} preference pairs from {runs[0].info.get('contexts', 0)} contexts")
     if not runs[1].skipped:
         typer.echo(f"adapter written to {ws.adapter(name)} (loss {runs[1].info.get('train_loss') or float('nan'):.4f})")

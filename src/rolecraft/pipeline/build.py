@@ -49,7 +49,7 @@ def build_steps(preset: Preset, models: Models) -> list[Step]:
         NLILabelsStep(p.faithfulness),
         DiscriminatorsStep(p.discriminators.model_copy(update={"base": models.discriminator})),
         PreferenceStep(p.preference, reads=(QueriesStep, SFTStep, DiscriminatorsStep)),
-        DPOStep(p.dpo_config, p.dpo_rank),
+        DPOStep(p.dpo_config, p.dpo_rank, lora=p.dpo_lora),
         EvaluationStep(p.eval, reads=(StatementsStep, QueriesStep, SFTStep, DiscriminatorsStep, DPOStep)),
         ExportStep(p.name),
     ]
