@@ -260,3 +260,25 @@ def test_ditto_scores_command_and_lfs_pointers(tmp_path):
     with pytest.raises(RolecraftError, match="Git LFS pointer"):
         read_ditto_scores(pointer)
     assert math.isnan(ditto_table([])["all"]["knowledge"])
+
+
+def test_the_report_names_the_reference_protocol(shared_data, charllm_copy, tmp_path):
+    from rolecraft.cli import app
+    from rolecraft.eval.results import EvalResults
+
+    path = shared_data / "character-llm" / "transcripts" / "multi" / "Beethoven_sft.jsonl"
+    profile = shared_data / "character-llm" / "profiles" / "wiki_Beethoven.txt"
+    out = tmp_path / "ws"
+    with StubServer() as stub:
+        result = CliRunner().invoke(app, ["eval", "transcripts", str(path), "--character", str(profile),
+                                          "--protocol", "reference", "--reference", str(charllm_copy),
+                                          "--judge", f"openai:judge@{stub.url}", "--workspace", str(out)])
+    assert result.exit_code == 0, result.output
+    folder = out / "eval" / "transcripts"
+    results = EvalResults.model_validate_json((folder / "results.json").read_text())
+    assert results.protocol == "reference" and results.judgements == 50 * 5
+    assert "reference protocol" in (folder / "report.md").read_text()
+    missing = CliRunner().invoke(app, ["eval", "transcripts", str(path), "--character", str(profile),
+                                       "--protocol", "reference", "--workspace", str(tmp_path / "none")])
+    assert missing.exit_code != 0 and "--reference" in str(missing.exception)
+    assert not (tmp_path / "none").exists()

@@ -115,12 +115,15 @@ def interview(
     from rolecraft.eval.targets import AgentSpec
     from rolecraft.llm import run_sync
 
+    from rolecraft.eval.charllm_reference import reference_rubric
+
     specs = [AgentSpec.parse(a) for a in agent]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         from rolecraft.errors import RolecraftError
 
         raise RolecraftError(f"agent names repeat ({', '.join(names)})", "give every --agent its own NAME=")
+    reference_rubric(protocol, reference)  # the paper's files are checked before anything is written
     char, ws = _open(character, workspace)
     config = EvalConfig(
         agents=specs, judge=judge, interviewer=interviewer, teacher=teacher, questions=questions,
