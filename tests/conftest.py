@@ -45,6 +45,22 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def paper_repo():
+    """A user's copy of a paper's repository (trainable-agents, Active_Passive_Constraint_Koishiday_2024,
+    Ditto) under $ROLECRAFT_PAPER_REPOS, for tests that compare with the papers' own code; skipped
+    when there is none."""
+    root = os.environ.get("ROLECRAFT_PAPER_REPOS")
+
+    def find(name: str) -> Path:
+        path = Path(root, name) if root else None
+        if path is None or not path.is_dir():
+            pytest.skip(f"no copy of {name} (set ROLECRAFT_PAPER_REPOS to a folder holding the papers' repositories)")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rolecraft.cards import load_character
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
 from rolecraft.formats.charllm import experience_text, parse_interactions, parse_meta_prompt, text_chat_template
 from rolecraft.formats.experience import Experience, Turn
 from rolecraft.formats.sft import sft_rows
-from rolecraft.synth.charllm_import import character_for, import_generated, import_prompted
+from rolecraft.synth.charllm_import import character_for, import_charllm, import_generated, import_prompted
 from rolecraft.train.templates import training_template
 
 FIXTURES = Path(__file__).parent / "fixtures" / "charllm"
@@ -82,9 +83,11 @@ def test_protective_scenes_get_a_neutral_location_and_status():
     assert "Theater" not in prompt
 
 
-def test_parse_interactions_is_tolerant():
-    turns = parse_interactions("Karl (speaking): Hi<|eot|>\nnoise without a header<|eot|>\nBeethoven (Thinks): Hm.\nYes.<|eot|>")
-    assert [(t.role, t.action, t.content) for t in turns] == [("Karl", "speaking", "Hi"), ("Beethoven", "thinking", "Hm.\nYes.")]
+def test_parse_interactions_keeps_contents_and_counts_what_is_not_a_turn():
+    turns, malformed = parse_interactions(
+        "Karl (speaking):  Hi <|eot|>\nnoise without a header<|eot|>\nBeethoven (Thinks): Hm.\nYes.<|eot|>")
+    assert [(t.role, t.action, t.content) for t in turns] == [("Karl", "speaking", " Hi "), ("Beethoven", "thinking", "Hm.\nYes.")]
+    assert malformed == 1
 
 
 @pytest.mark.parametrize("loss", ["target", "all"])
@@ -186,25 +189,75 @@ def test_prompted_import_round_trips_the_released_rows():
     character = character_for(path)
     assert (character.full_name, character.name) == ("Ludwig van Beethoven", "Beethoven")
     experiences, rejected = import_prompted(path, character)
-    assert dict(rejected) == {"no_meta_prompt": 1, "no_turns": 1, "malformed_row": 1}
+    assert dict(rejected) == {"no_meta_prompt": 1, "no_turns": 1, "malformed_row": 1, "malformed_turn": 1}
     assert [e.protective for e in experiences] == [False, False, True]
     originals = [json.loads(line) for line in path.read_text().splitlines()][:3]
     rendered = [(*experience_text(character, e), e.source) for e in experiences]
     assert rendered == [(o["prompt"], o["output"], o["source"]) for o in originals]
 
 
-def test_generated_import_counts_malformed_rows():
+def test_generated_import_counts_malformed_rows_and_turns():
     dialogue = FIXTURES / "generated_agent_dialogue_Beethoven.json"
     experiences, rejected = import_generated(dialogue, BEETHOVEN)
-    assert dict(rejected) == {"malformed_row": 1, "no_turns": 1}
+    # The orphan line (no speaker) and the blank line are malformed turns; the blank one leaves its row empty.
+    assert dict(rejected) == {"malformed_row": 1, "malformed_turn": 2, "no_turns": 1}
     first, second = experiences
     assert first.background.startswith("The Breuning house") and first.setting.startswith("Young Beethoven")
     assert [(t.role, t.action) for t in first.dialogue] == [
         ("Helene", "speaking"), ("Beethoven", "thinking"), ("Beethoven", "speaking"), ("Eleonore", "speaking")
     ]
-    assert second.dialogue[1].role == "Beethoven" and len(second.dialogue) == 3  # full name normalized, orphan dropped
+    assert second.dialogue[1].role == "Ludwig van Beethoven" and len(second.dialogue) == 3  # the name as written
+    [row], _ = sft_rows(BEETHOVEN, [second], "prompted")
+    assert [m.role for m in row.messages] == ["system", "user", "assistant", "user"]  # still the target's turn
     [guard], _ = import_generated(FIXTURES / "generated_agent_hallucination_Beethoven.json", BEETHOVEN)
     assert guard.protective and guard.dialogue[0].role == "Lily"
+
+
+# -- byte for byte as Character-LLM's converter (parser/convert_prompt_data.py) ---------------------------
+
+REFERENCE = FIXTURES / "reference"
+
+
+def converted(files) -> list[dict]:
+    """The rows rolecraft's import renders, in the converter's {prompt, output, source} shape."""
+    character = load_character(REFERENCE / "wiki_Beethoven.txt")
+    rows = []
+    for f in files:
+        experiences, _ = import_charllm(f, character)
+        rows += [dict(zip(("prompt", "output", "source"), (*experience_text(character, e), e.source))) for e in experiences]
+    return rows
+
+
+def test_generated_rows_render_exactly_as_the_reference_converter_writes_them():
+    """`reference/prompted_agent_dialogue_Beethoven.jsonl` is what convert_prompt_data.py wrote for the two
+    generated files next to it: full-name speakers kept, Status from the first setting paragraph, contents
+    as written (spaces included), the protective script's thought turned into speech and merged."""
+    expected = [json.loads(line) for line in (REFERENCE / "prompted_agent_dialogue_Beethoven.jsonl").read_text().splitlines()]
+    files = [REFERENCE / "generated_agent_dialogue_Beethoven.json", REFERENCE / "generated_agent_hallucination_Beethoven.json"]
+    assert converted(files) == expected
+    assert "Ludwig van Beethoven (speaking): Worse, Doctor.\nThe shepherd plays" in expected[0]["output"]
+    assert "Beethoven (speaking): Recording? Radio? What nonsense is this.\nI know of no such thing" in expected[2]["output"]
+    # ... and the converter's output, imported as a prompted file, renders back to itself.
+    assert converted([REFERENCE / "prompted_agent_dialogue_Beethoven.jsonl"]) == expected
+
+
+def test_the_reference_converter_itself_agrees(tmp_path, shared_data, paper_repo):
+    """Run the paper's own converter (from the user's copy) on the fixtures and compare byte for byte."""
+    import shutil
+    import subprocess
+    import sys
+
+    converter = paper_repo("trainable-agents") / "parser" / "convert_prompt_data.py"
+    seed = tmp_path / "data" / "seed_data"
+    (seed / "profiles").mkdir(parents=True)
+    (seed / "prompts").mkdir()
+    shutil.copy(REFERENCE / "wiki_Beethoven.txt", seed / "profiles")
+    shutil.copy(shared_data / "character-llm" / "prompts" / "agent_meta_prompt_sft.txt", seed / "prompts")
+    files = [shutil.copy(REFERENCE / f, tmp_path) for f in
+             ("generated_agent_dialogue_Beethoven.json", "generated_agent_hallucination_Beethoven.json")]
+    subprocess.run([sys.executable, str(converter), files[0]], cwd=tmp_path, check=True, capture_output=True)
+    written = (tmp_path / "prompted" / "prompted_agent_dialogue_Beethoven.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line) for line in written.splitlines()] == converted(map(Path, files))
 
 
 def test_import_cli_fills_a_workspace_for_training(tmp_path):
@@ -216,6 +269,7 @@ def test_import_cli_fills_a_workspace_for_training(tmp_path):
     result = CliRunner().invoke(app, ["import-charllm", *map(str, files), "-w", str(ws)])
     assert result.exit_code == 0, result.output
     assert "2 experiences, 1 protective" in result.output and "malformed_row: 1" in result.output
+    assert "malformed_turn: 2" in result.output  # a line that vanished from a row is counted
     workspace = Workspace(ws)
     assert workspace.character().name == "Beethoven"
     assert len(workspace.read("experiences")) == 2 and len(workspace.read("protective")) == 1

@@ -130,3 +130,65 @@ def test_user_errors(tiny_model_dir, tmp_path):
         train_dpo("openai:gpt@http://127.0.0.1:9/v1", [PreferenceRecord(prompt="p", chosen="a", rejected="b")], tmp_path / "x")
     (tmp_path / "pairs.json").write_text(json.dumps([{"prompt": "p", "chosen": "a", "rejected": "b"}]))
     assert load_reference(tmp_path / "pairs.json", PreferenceRecord)[0].to_trl() == {"prompt": "p", "chosen": "a", "rejected": "b"}
+
+
+# -- APC's own recipe -----------------------------------------------------------------------------------
+
+
+def test_training_queries_are_drawn_at_random_not_in_file_order():
+    """APC draws max_dpo_data queries at random from all of them; the first N in file order would leave
+    the later statements' queries out of DPO."""
+    queries = [f"statement {s:02d}, query {q}" for s in range(40) for q in range(3)]
+    settings = PreferenceSettings(max_contexts=20, held_out=0.0)
+    train, held = split_queries(queries, settings.held_out, settings.seed)
+    asked = train[: settings.max_contexts]  # what preference_pairs samples
+    assert held == [] and sorted(train) == sorted(queries)
+    assert asked != queries[:20] and max(int(q.split()[1].rstrip(",")) for q in asked) >= 30
+
+
+def test_apcs_released_pairs_become_messages_for_the_students_own_template(shared_data, tmp_path):
+    from rolecraft.formats.apc import student_neutral
+    from rolecraft.pipeline import run
+    from rolecraft.synth.preference import ImportPreferenceStep
+
+    path = shared_data / "apc" / "alice-statements" / "Alice.rag.dpo.json"
+    raw = load_reference(path, PreferenceRecord)
+    assert raw[0].prompt.startswith("<start_of_turn>model\n") and raw[0].chosen.endswith("<eos>")
+    rows, converted = student_neutral(raw, path)
+    assert converted == len(raw) == 14
+    for row, original in zip(rows, raw):
+        assert [m.role for m in row.prompt] == ["system", "user"]
+        assert row.prompt[0].content.endswith("not as an AI.") and row.prompt[1].content in original.prompt
+        assert "<eos>" not in row.chosen + row.rejected and original.chosen == row.chosen + "<eos>"
+        assert row.to_trl()["chosen"] == [{"role": "assistant", "content": row.chosen}]
+    ws = Workspace.for_character(Character(full_name="Alice"), tmp_path / "alice")
+    [done] = run([ImportPreferenceStep(path)], ws, Models())
+    assert done.info["converted_from_gemma_markup"] == 14
+    assert all(isinstance(r.prompt, list) for r in ws.read("preference", PreferenceRecord))
+
+
+def test_pairs_in_another_chat_markup_are_refused(tmp_path):
+    from rolecraft.formats.apc import student_neutral
+
+    chatml = PreferenceRecord(prompt="<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", chosen="a", rejected="b")
+    with pytest.raises(RolecraftError, match="another model's chat markup"):
+        student_neutral([chatml], tmp_path / "pairs.json")
+    plain = PreferenceRecord(prompt="Where do you live?", chosen="a", rejected="b")
+    assert student_neutral([plain], tmp_path / "pairs.json") == ([plain], 0)  # plain text is the student's to render
+
+
+def test_the_paper_preset_trains_dpo_as_apc_did():
+    from rolecraft.pipeline.presets import paper
+    from rolecraft.synth.protective import ProtectiveSettings
+
+    p = paper()
+    assert (p.dpo_rank, p.dpo_config["num_train_epochs"], p.preference.max_tokens) == (128, 10, 256)
+    assert (p.preference.max_contexts, p.preference.samples, p.preference.margin, p.preference.held_out) == (100, 2, 0.2, 0.0)
+    lora = lora_config(p.dpo_rank, **p.dpo_lora)
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (128, 8, 0.0)  # PEFT's defaults, as APC left them
+    config = dpo_config(**p.dpo_config)
+    assert (config.beta, config.learning_rate, config.per_device_train_batch_size, config.gradient_accumulation_steps) == (
+        0.1, 2e-4, 1, 8)
+    assert p.protective.per_paragraph and p.protective.count(experiences=300, paragraphs=59) == 59
+    assert ProtectiveSettings().count(experiences=300, paragraphs=59) == 30  # rolecraft's own: ~10 %
+    assert ProtectiveSettings(fraction=0.0, per_paragraph=True).count(300, 59) == 0

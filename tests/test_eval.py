@@ -81,7 +81,7 @@ def test_single_and_multi_turn_interviews_on_tiny_models(tiny_model_dir, tmp_pat
     specs = [AgentSpec.parse(f"prompt=hf:{tiny_model_dir}"), AgentSpec.parse(f"long=hf:{tiny_model_dir},profile")]
     targets = [build_target(s, mira, pool, scene=scene(mira)) for s in specs]
     system = targets[1].agent.messages(targets[1].preamble + [Message(role="user", content="Hi")])[0].content
-    assert "Coffee Shop – Afternoon" in system and "Pierre Daniel" in system  # scene + whole profile
+    assert "Coffee Shop - Afternoon" in system and "Pierre Daniel" in system  # scene + whole profile
 
     questions = load_bank(BANK)[:3]
     single = run_sync(interview_single(mira, targets, questions, SHORT))

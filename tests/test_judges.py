@@ -55,8 +55,9 @@ def test_read_score(text, low, high, expected):
         ('{"reasoning": "x", "role": "I think it is Joseph Haydn"}', "Joseph Haydn"),
         ("Clearly this is Antonio Salieri speaking.", "Antonio Salieri"),
         ("It could be Joseph Haydn or Antonio Salieri.", None),  # two candidates named: ambiguous
-        ('{"reasoning": "x", "role": "Napoleon"}', None),
-        ('{"reasoning": "Not Joseph Haydn: he mentions Waterloo.", "role": "Napoleon"}', None),
+        ('{"reasoning": "x", "role": "Napoleon"}', "Napoleon"),  # not a candidate: a wrong pick, not unreadable
+        ('{"reasoning": "Not Joseph Haydn: he mentions Waterloo.", "role": "Napoleon"}', "Napoleon"),
+        ("分析如上。最符合的角色为[约瑟夫·海顿]", "约瑟夫·海顿"),
         ("no idea", None),
     ],
 )
@@ -104,7 +105,9 @@ def test_rejection_is_a_majority_scored_against_the_label():
     assert judgement(case(label=0), rubric, rubric.name, refused).score == 0.0  # refusing an answerable question
     tie = ['{"reasoning": "r", "refused": true}', '{"reasoning": "r", "refused": false}']
     j = judgement(case(label=1), rubric, rubric.name, tie)
-    assert (j.verdict, j.score) == (0.0, 0.0)  # a tie counts as answered
+    assert (j.verdict, j.score) == (1.0, 1.0)  # a tie takes the first vote, as Ditto's script does
+    j = judgement(case(label=1), rubric, rubric.name, ["garbage", *reversed(tie)])
+    assert (j.verdict, j.score, j.parse_failures) == (0.0, 0.0, 1)  # the first *readable* vote
     assert judgement(case(label=None), rubric, rubric.name, refused).score == 1.0
 
 
@@ -112,9 +115,21 @@ def test_consistency_is_the_share_of_samples_naming_the_role():
     rubric = RUBRICS["ditto-consistency"]
     c = case(name="Joseph Haydn", candidates=CANDIDATES)
     texts = ['{"reasoning": "", "role": "Joseph Haydn"}', "The most suitable role is [Antonio Salieri]", "?",
-             '{"reasoning": "", "role": "joseph haydn"}']
+             '{"reasoning": "", "role": "joseph haydn"}', "The most suitable role is [Napoleon]."]
     j = judgement(c, rubric, rubric.name, texts)
-    assert (j.score, j.parse_failures) == (pytest.approx(2 / 3), 1)
+    # Naming someone who is not a candidate scores 0 (Ditto); only the unreadable "?" is a parse failure.
+    assert (j.score, j.parse_failures, j.samples) == (pytest.approx(2 / 4), 1, [1.0, 0.0, None, 1.0, 0.0])
+
+
+def test_ditto_rubrics_ask_chinese_roles_in_chinese():
+    zh = case(name="李白", lang="zh", candidates=["李白", "杜甫", "王维", "白居易"], evidence="- 李白字太白。")
+    for name in ("ditto-consistency", "ditto-knowledge", "ditto-rejection"):
+        prompt = RUBRICS[name].prompt(zh, name)
+        assert "[问题]\nQ?" in prompt and "[回复]\nA." in prompt and "JSON" in prompt
+        assert "Question" not in prompt and "Reply" not in prompt
+    assert "- 杜甫" in RUBRICS["ditto-consistency"].prompt(zh, "ditto-consistency")
+    assert "李白字太白" in RUBRICS["ditto-knowledge"].prompt(zh, "ditto-knowledge")
+    assert "[Question]" in RUBRICS["ditto-rejection"].prompt(case(), "ditto-rejection")  # English otherwise
 
 
 def test_prompts_ground_the_judge_and_multi_turn_adds_stability():

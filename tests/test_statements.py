@@ -126,7 +126,7 @@ def test_statements_name_the_character_and_rejections_are_counted(mira_workspace
     assert len(written) == 4  # identical responses and a non-JSON answer rejected
     assert ws.entry("nli")["rejections"] == {"identical_responses": 1, "responses_invalid_json": 1}
     assert {r.label for r in nli} == {"entailed", "neutral", "contradicted"}
-    assert ws.entry("nli_labels")["info"]["relabel_agreement"] == pytest.approx(12 / 14, abs=1e-3)  # Mira-lives-alone contradictions relabelled neutral
+    assert ws.entry("nli_labels")["info"]["relabel_agreement"] == pytest.approx(10 / 11, abs=1e-3)  # Mira-lives-alone contradictions relabelled neutral
     assert ws.entry("nli_labels")["rejections"]["nli_invalid_json"] >= 1  # "hmm"
 
 

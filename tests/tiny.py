@@ -86,3 +86,22 @@ def build_tiny_encoder(folder: Path, seed: int = 0) -> Path:
     BertModel(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def build_tiny_deberta_classifier(folder: Path, num_labels: int, seed: int = 0) -> Path:
+    """Write a 2-layer DeBERTa-v2 sequence classifier (hidden 32) with the tiny tokenizer and no
+    rolecraft metadata: the shape of APC's published DeBERTa-v3-large scorers, in miniature."""
+    import torch
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+
+    tok = build_tokenizer()
+    config = DebertaV2Config(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=512, relative_attention=True, position_buckets=32, pos_att_type=["p2c", "c2p"],
+        pad_token_id=tok.pad_token_id, num_labels=num_labels,
+    )
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    DebertaV2ForSequenceClassification(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -54,6 +54,9 @@ def experiences(
     protective: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Protective scripts per experience (0 for none).")
     ] = 0.1,
+    per_paragraph: Annotated[
+        bool, typer.Option("--per-paragraph", help="One protective script per profile paragraph, as the paper.")
+    ] = False,
     tiny: Tiny = False,
     free_text: FreeText = False,
     seed: Seed = 0,
@@ -67,7 +70,8 @@ def experiences(
     _, ws = open_character(target, workspace)
     common = {"structured": not free_text, "seed": seed}
     scripts = _teacher_settings(ExperienceSettings(), ExperienceSettings.tiny(), tiny, **common)
-    guard = _teacher_settings(ProtectiveSettings(), ProtectiveSettings.tiny(), tiny, fraction=protective, **common)
+    guard = _teacher_settings(ProtectiveSettings(), ProtectiveSettings.tiny(), tiny, fraction=protective,
+                              per_paragraph=per_paragraph, **common)
     run_steps([ExperiencesStep(scripts), ProtectiveStep(guard)], ws, Models(teacher=teacher))
     typer.echo(f"wrote {ws.path('experiences.jsonl')} and {ws.path('protective.jsonl')}")
 

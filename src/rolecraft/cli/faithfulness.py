@@ -122,7 +122,8 @@ def apc_score(
     history: Annotated[Optional[Path], typer.Option(help="JSON list of earlier {role, content} messages (multi-turn).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Character name (default: the character's).")] = None,
     workspace: WorkspaceOption = None,
-    discriminators: Annotated[Optional[Path], typer.Option(help="Folder with relevance/ and nli/ (default: WORKSPACE/discriminators).")] = None,
+    discriminators: Annotated[Optional[Path], typer.Option(help="Folder with relevance/ and nli/ (default: WORKSPACE/discriminators); plain HF classifiers (APC's published ones) need --apc-prompts.")] = None,
+    apc_prompts: Annotated[Optional[Path], typer.Option(help="APC's prompt.py (prompt_zh.py) from your copy of its repository: the templates its published classifiers read.")] = None,
     judge: Annotated[Optional[str], typer.Option(help="Use this LLM as both discriminators instead of the trained classifiers.")] = None,
     prune_below: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Skip NLI for statements less relevant than this (approximation).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -142,7 +143,7 @@ def apc_score(
         character, ws = None, None
     statements = statement or (character.statements or character.facts() if character else [])
     who = name or character.name
-    relevance, nli = _discriminators(ws, discriminators, judge)
+    relevance, nli = _discriminators(ws, discriminators, judge, apc_prompts)
     scorer = APCScorer(who, statements, relevance, nli, prune_below=prune_below)
     turn = [*(json.loads(history.read_text(encoding="utf-8")) if history else []), {"role": "user", "content": query}]
     results = scorer.score([turn], [list(responses)])[0]
@@ -152,10 +153,10 @@ def apc_score(
     _print_scores(results)
 
 
-def _discriminators(ws, folder: Path | None, judge: str | None):
+def _discriminators(ws, folder: Path | None, judge: str | None, apc_prompts: Path | None = None):
     from rolecraft.errors import RolecraftError
-    from rolecraft.faithfulness.discriminators import ClassifierDiscriminator
     from rolecraft.faithfulness.judge import JudgeDiscriminator
+    from rolecraft.faithfulness.reference import load_discriminator
 
     if judge:
         from rolecraft.llm import load_model
@@ -168,7 +169,7 @@ def _discriminators(ws, folder: Path | None, judge: str | None):
             f"no trained discriminators in {folder or 'the workspace'}",
             "run `rolecraft discriminators train` first, pass --discriminators DIR, or --judge MODEL",
         )
-    return ClassifierDiscriminator(folder / "relevance"), ClassifierDiscriminator(folder / "nli")
+    return load_discriminator(folder / "relevance", "relevance", apc_prompts), load_discriminator(folder / "nli", "nli", apc_prompts)
 
 
 def _print_scores(results) -> None:
@@ -230,6 +231,11 @@ def train_dpo_command(
                          max_contexts=max_queries, max_tokens=max_tokens)
     pairs_step = ImportPreferenceStep(pairs) if pairs else PreferenceStep(settings, adapter=start, rag=rag)
     runs = run_steps([pairs_step, DPOStep(config, rank, start=start, adapter=name)], ws, Models(student=student))
-    typer.echo(f"{runs[0].rows or 0} preference pairs from {runs[0].info.get('contexts', 0)} contexts")
+    if pairs:
+        converted = runs[0].info.get("converted_from_gemma_markup", 0)
+        note = f" ({converted} converted from Gemma's markup to messages for the student's own template)" if converted else ""
+        typer.echo(f"{runs[0].rows or 0} preference pairs from {pairs}{note}")
+    else:
+        typer.echo(f"{runs[0].rows or 0} preference pairs from {runs[0].info.get('contexts', 0)} contexts")
     if not runs[1].skipped:
         typer.echo(f"adapter written to {ws.adapter(name)} (loss {runs[1].info.get('train_loss') or float('nan'):.4f})")

@@ -1,6 +1,6 @@
 """Character-LLM's interviews: single-turn questions, and multi-turn conversations led by an interviewer.
 
-Scene: "Coffee Shop – Afternoon"; the character chats with a man from the 21st century. In a
+Scene: "Coffee Shop - Afternoon"; the character chats with a man from the 21st century. In a
 multi-turn interview an interviewer model pursues one goal for N rounds, asks follow-ups when the
 character dodges, and never names the character — a name it writes anyway is replaced by "you" and
 noted in the transcript. Each round is asked of every agent at once, so replies batch.
@@ -26,8 +26,9 @@ _HONORIFIC = r"(?:(?:Mr|Mrs|Ms|Miss|Dr|Sir|Lord|Lady|Master|Madam|Mister|Profess
 _SPEAKER = re.compile(r"^\s*[*_\"]*(?:man|interviewer|user|me|question|q)\s*(?:\(speaking\))?[*_]*\s*:\s*", re.I)
 
 
-def scene(character: Character) -> str:
-    return f"Location: {LOCATION}\nStatus: {status(character.name)}"
+def scene(character: Character, location: str = LOCATION, status_line: str | None = None) -> str:
+    """The interview scene an agent is told (the reference protocol passes the paper's own lines)."""
+    return f"Location: {location}\nStatus: {status_line or status(character.name)}"
 
 
 def name_pattern(character: Character) -> re.Pattern[str]:

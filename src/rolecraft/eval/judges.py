@@ -2,8 +2,14 @@
 
     character-llm      memorization, values, personality, hallucination (+ stability for multi-turn), 1–7
     ditto-consistency  which of 4 candidate roles gave this reply? share of samples naming the right one
+                       (naming someone who is not a candidate counts as a wrong pick, as in Ditto)
     ditto-knowledge    correctness against evidence bullets, 1–10
-    ditto-rejection    did the role refuse? majority over samples, scored against the label (accuracy)
+    ditto-rejection    did the role refuse? majority over samples (a tie takes the first vote, as Ditto's
+                       script does), scored against the label (accuracy)
+
+Ditto's rubrics ask in English or, for the Chinese half of WikiRoleEval (`Case.lang == "zh"`), in
+Chinese. Character-LLM's and Ditto's own prompts, parsers and settings are the `reference` protocols
+(eval/charllm_reference.py, eval/ditto_reference.py).
 
 The judge answers in JSON under a schema (reasoning first, then the verdict), so a backend that
 constrains decoding always gives a readable answer; `read` also understands free text ("Score: 5",
@@ -45,6 +51,7 @@ class Case(BaseModel):
     candidates: list[str] = Field(default_factory=list)
     evidence: str = ""
     label: int | None = None  # rejection: 1 = the role should refuse
+    lang: str = "en"  # the language Ditto's rubrics ask in ("zh" for WikiRoleEval's Chinese items)
 
     def text(self, other: str = INTERVIEWER) -> str:
         return "\n".join(f"{self.name if m.role == 'assistant' else other}: {m.content}" for m in self.dialogue)
@@ -60,7 +67,9 @@ class Case(BaseModel):
 
 _SCORE_WORD = re.compile(r"score\D{0,20}?(\d+(?:\.\d+)?)", re.IGNORECASE)
 _LONE_NUMBER = re.compile(r"^\W*(\d+(?:\.\d+)?)\s*(?:/\s*\d+)?\W*$")
-_ROLE_PHRASE = re.compile(r"(?:suitable|likely|best)\s+(?:role|identity|candidate)\s+is\s*:?\s*\[?([^\]\n]+)", re.I)
+_ROLE_PHRASE = re.compile(
+    r"(?:(?:suitable|likely|best)\s+(?:role|identity|candidate)\s+is\s*:?|最符合的角色(?:为|是)\s*[:：]?)\s*\[?([^\]\n]+)", re.I
+)
 
 
 def _fields(text: str) -> dict[str, Any]:
@@ -94,7 +103,8 @@ def _norm(name: str) -> str:
 
 def read_role(text: str, candidates: Sequence[str]) -> str | None:
     """The candidate the judge picked: JSON `role`, or 'the most suitable role is [X]'; failing both, the
-    only candidate the text names."""
+    only candidate the text names. A judge that names someone who is not a candidate gets that name back
+    (a wrong pick, not an unreadable answer)."""
     data = _fields(text)
     said = [str(data["role"])] if "role" in data else []
     said += [m.group(1) for m in _ROLE_PHRASE.finditer(text)][-1:]
@@ -106,13 +116,13 @@ def read_role(text: str, candidates: Sequence[str]) -> str | None:
         if len(inside) == 1:
             return inside[0]
     if said:  # the judge named someone who is not a candidate
-        return None
+        return said[0].strip()
     named = [c for n, c in by_norm.items() if n and re.search(rf"\b{re.escape(n)}\b", _norm(text))]
     return named[0] if len(named) == 1 else None
 
 
-_YES = {"1", "yes", "true", "refused", "refuses"}
-_NO = {"0", "no", "false", "answered", "answers"}
+_YES = {"1", "yes", "true", "refused", "refuses", "是"}
+_NO = {"0", "no", "false", "answered", "answers", "否"}
 
 
 def read_refusal(text: str) -> float | None:
@@ -155,7 +165,8 @@ def verdict_schema(verdict: str, reasoning_chars: int) -> type[BaseModel]:
 class Rubric:
     name = ""
     scale: tuple[float, float] = (0.0, 1.0)
-    verdict = ""  # which verdict_schema the judge answers in
+    verdict = ""  # which verdict_schema the judge answers in; "" = free text, no schema
+    max_tokens: int | None = None  # the rubric's own answer budget (None: the run's)
 
     def dimensions(self, kind: Kind) -> list[str]:
         return [self.name]
@@ -163,12 +174,22 @@ class Rubric:
     def prompt(self, case: Case, dimension: str) -> str:
         raise NotImplementedError
 
+    def messages(self, case: Case, dimension: str) -> list[Message]:
+        return [Message(role="user", content=self.prompt(case, dimension))]
+
     def read(self, text: str, case: Case) -> float | None:
         return read_score(text, *self.scale)
 
-    def combine(self, values: list[float], case: Case) -> tuple[float, float]:
-        """(verdict, score) from the samples that parsed; by default both are their mean."""
-        return mean(values), mean(values)
+    def combine(self, values: list[float], case: Case) -> tuple[float | None, float | None]:
+        """(verdict, score) from the samples that parsed (none: no score); by default both are their mean."""
+        return (mean(values), mean(values)) if values else (None, None)
+
+
+def majority(values: Sequence[float]) -> float:
+    """The most frequent value; a tie goes to the value voted first (Counter.most_common's order, which
+    is what Ditto's script takes)."""
+    top = max(values.count(v) for v in values)
+    return next(v for v in values if values.count(v) == top)
 
 
 CRITERIA = {
@@ -225,19 +246,52 @@ class CharacterLLM(Rubric):
         )
 
 
+_ANSWER_ZH = "请先逐步推理，不要一开始就给出结论。以 JSON 回答：{}"
+_DITTO = {  # rolecraft's wording of Ditto's three questions, in English and Chinese
+    "consistency": {
+        "en": ("Here is one exchange between a user and a character. From the reply alone, decide which of the "
+               "candidate identities the character is.\n\n[Question]\n{question}\n\n[Reply]\n{answer}\n\n"
+               "[Candidates]\n{options}\n\nConsider what the reply reveals (knowledge, style, relationships), "
+               "then name the single best candidate exactly as written. "),
+        "zh": ("下面是用户与一个角色之间的一轮对话。请仅根据角色的回复，判断该角色是下列候选身份中的哪一个。\n\n"
+               "[问题]\n{question}\n\n[回复]\n{answer}\n\n[候选身份]\n{options}\n\n"
+               "请考虑回复所透露的信息（知识、说话风格、人际关系），然后按原样写出最合适的那一个候选身份。"),
+    },
+    "knowledge": {
+        "en": ("An AI assistant plays {name}. About {name}: {profile}\n\nJudge impartially how correct and "
+               "knowledgeable the reply is, using the evidence as a reference.\n\n[Question]\n{question}\n\n"
+               "[Reply]\n{answer}\n\n[Evidence]\n{evidence}\n\nScore 1 (wrong, empty or off-topic) to 10 "
+               "(correct, specific and consistent with the evidence). "),
+        "zh": ("一个人工智能助手正在扮演{name}。关于{name}：{profile}\n\n请以下面的证据为参考，公正地评判回复是否正确、"
+               "是否体现了角色应有的知识。\n\n[问题]\n{question}\n\n[回复]\n{answer}\n\n[证据]\n{evidence}\n\n"
+               "评分从 1（错误、空洞或答非所问）到 10（正确、具体且与证据一致）。"),
+    },
+    "rejection": {
+        "en": ("Here is an exchange between a user and {name}.\n\n[Question]\n{question}\n\n[Reply]\n{answer}\n\n"
+               "Did {name} decline to answer — say they do not know, cannot know, or will not answer, or show "
+               "confusion about the subject — instead of answering it? "),
+        "zh": ("下面是用户与{name}之间的一轮对话。\n\n[问题]\n{question}\n\n[回复]\n{answer}\n\n"
+               "{name}是否拒绝回答了这个问题——说自己不知道、不可能知道或不愿回答，或对该话题表现出困惑——"
+               "而不是给出了回答？"),
+    },
+}
+
+
+def ditto_prompt(which: str, case: Case, verdict: str) -> str:
+    lang = "zh" if case.lang == "zh" else "en"
+    text = _DITTO[which][lang].format(
+        name=case.name, profile=case.profile, question=case.question(), answer=case.answer(),
+        evidence=case.evidence or "-", options="\n".join(f"- {c}" for c in case.candidates),
+    )
+    return text + (_ANSWER_ZH if lang == "zh" else _ANSWER).format(verdict)
+
+
 class Consistency(Rubric):
     name = "ditto-consistency"
     verdict = "role"
 
     def prompt(self, case: Case, dimension: str) -> str:
-        options = "\n".join(f"- {c}" for c in case.candidates)
-        return (
-            "Here is one exchange between a user and a character. From the reply alone, decide which of the "
-            "candidate identities the character is.\n\n"
-            f"[Question]\n{case.question()}\n\n[Reply]\n{case.answer()}\n\n[Candidates]\n{options}\n\n"
-            "Consider what the reply reveals (knowledge, style, relationships), then name the single best "
-            "candidate exactly as written. " + _ANSWER.format('{"reasoning": "...", "role": "<candidate>"}')
-        )
+        return ditto_prompt("consistency", case, '{"reasoning": "...", "role": "<candidate>"}')
 
     def read(self, text: str, case: Case) -> float | None:
         picked = read_role(text, case.candidates)
@@ -250,13 +304,7 @@ class Knowledge(Rubric):
     verdict = "score10"
 
     def prompt(self, case: Case, dimension: str) -> str:
-        return (
-            f"An AI assistant plays {case.name}. About {case.name}: {case.profile}\n\n"
-            "Judge impartially how correct and knowledgeable the reply is, using the evidence as a reference.\n\n"
-            f"[Question]\n{case.question()}\n\n[Reply]\n{case.answer()}\n\n[Evidence]\n{case.evidence or '-'}\n\n"
-            "Score 1 (wrong, empty or off-topic) to 10 (correct, specific and consistent with the evidence). "
-            + _ANSWER.format('{"reasoning": "...", "score": 1-10}')
-        )
+        return ditto_prompt("knowledge", case, '{"reasoning": "...", "score": 1-10}')
 
 
 class Rejection(Rubric):
@@ -264,20 +312,15 @@ class Rejection(Rubric):
     verdict = "refused"
 
     def prompt(self, case: Case, dimension: str) -> str:
-        return (
-            f"Here is an exchange between a user and {case.name}.\n\n"
-            f"[Question]\n{case.question()}\n\n[Reply]\n{case.answer()}\n\n"
-            f"Did {case.name} decline to answer — say they do not know, cannot know, or will not answer, or "
-            "show confusion about the subject — instead of answering it? "
-            + _ANSWER.format('{"reasoning": "...", "refused": true or false}')
-        )
+        return ditto_prompt("rejection", case, '{"reasoning": "...", "refused": true or false}')
 
     def read(self, text: str, case: Case) -> float | None:
         return read_refusal(text)
 
-    def combine(self, values: list[float], case: Case) -> tuple[float, float]:
-        # Majority of samples; a tie counts as answered (the role did not clearly refuse).
-        refused = float(sum(values) * 2 > len(values))
+    def combine(self, values: list[float], case: Case) -> tuple[float | None, float | None]:
+        if not values:
+            return None, None
+        refused = majority(values)
         return refused, refused if case.label is None else float(refused == case.label)
 
 
@@ -291,7 +334,7 @@ def judgement(case: Case, rubric: Rubric, dimension: str, texts: Sequence[str]) 
     """Parse every sample and aggregate; unreadable samples become None and are counted."""
     values = [rubric.read(t, case) for t in texts]
     good = [v for v in values if v is not None]
-    verdict, score = rubric.combine(good, case) if good else (None, None)
+    verdict, score = rubric.combine(good, case)
     first = next((t for t, v in zip(texts, values) if v is not None), texts[0] if texts else "")
     return Judgement(
         agent=case.agent, item=case.item, kind=case.kind, topic_id=case.topic_id, probe=case.probe,
@@ -312,22 +355,23 @@ async def run_judges(
     """Judge every (case, rubric, dimension), `samples` times each, batched by schema and sample seed.
 
     One sample is decoded greedily; several are sampled at `temperature` with seeds 0..n-1, so each
-    sample is a separate cached request and a resumed run reuses them.
+    sample is a separate cached request and a resumed run reuses them. A rubric with its own
+    `max_tokens` (the reference protocols) answers within that budget instead of `max_tokens`.
     """
     texts: list[list[str]] = [[""] * samples for _ in jobs]
-    by_verdict: dict[str, list[int]] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
     for i, (_, rubric, _) in enumerate(jobs):
-        by_verdict.setdefault(rubric.verdict, []).append(i)
+        groups.setdefault((rubric.verdict, rubric.max_tokens or max_tokens), []).append(i)
 
-    async def ask(verdict: str, idx: list[int], seed: int, advance) -> None:
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature if samples > 1 else 0.0, seed=seed)
-        convs = [[Message(role="user", content=jobs[i][1].prompt(jobs[i][0], jobs[i][2]))] for i in idx]
-        schema = schema_of(verdict_schema(verdict, reasoning_chars(max_tokens)))
+    async def ask(verdict: str, budget: int, idx: list[int], seed: int, advance) -> None:
+        params = SamplingParams(max_tokens=budget, temperature=temperature if samples > 1 else 0.0, seed=seed)
+        convs = [jobs[i][1].messages(jobs[i][0], jobs[i][2]) for i in idx]
+        schema = schema_of(verdict_schema(verdict, reasoning_chars(budget))) if verdict else None
         for i, completion in zip(idx, await model.generate(convs, params, schema, progress=advance)):
             texts[i][seed] = completion.text
             if cost:
                 cost.add("judge", completion)
 
     with progress(len(jobs) * samples, description) as advance:
-        await asyncio.gather(*(ask(v, idx, s, advance) for v, idx in by_verdict.items() for s in range(samples)))
+        await asyncio.gather(*(ask(v, b, idx, s, advance) for (v, b), idx in groups.items() for s in range(samples)))
     return [judgement(case, rubric, dim, texts[i]) for i, (case, rubric, dim) in enumerate(jobs)]

@@ -22,7 +22,7 @@ TOPICS = {
 PROBE_TOPIC = "topic-4"
 
 # Character-LLM's interview scene.
-LOCATION = "Coffee Shop – Afternoon"
+LOCATION = "Coffee Shop - Afternoon"  # with a hyphen, as the paper writes it
 INTERVIEWER = "Man"
 
 Kind = Literal["single", "multi", "wikirole"]

@@ -83,7 +83,8 @@ def _title(results: EvalResults) -> str:
 
 
 def _setup(results: EvalResults) -> str:
-    return f"judge `{results.judge or '?'}`, {results.samples} sample(s) per judgement"
+    protocol = "the papers' reference protocol" if results.protocol == "reference" else "rolecraft's protocol"
+    return f"judge `{results.judge or '?'}`, {results.samples} sample(s) per judgement, {protocol}"
 
 
 def headline(results: EvalResults) -> list[str]:

@@ -141,6 +141,7 @@ class EvalResults(BaseModel):
     character: str = ""
     judge: str = ""
     samples: int = 1
+    protocol: str = "rolecraft"  # rolecraft's judging, or "reference": the paper's scorer reproduced
     cost: dict[str, dict[str, int]] = Field(default_factory=dict)
     rejections: dict[str, int] = Field(default_factory=dict)  # teacher-written questions that were not used
     agents: list[str]

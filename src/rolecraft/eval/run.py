@@ -8,13 +8,14 @@ so a killed run, rerun with the same command, repeats no finished call.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from rolecraft.character import Character
 from rolecraft.eval.apc_eval import apc_judgements
 from rolecraft.eval.calibration import check_judge
+from rolecraft.eval.charllm_reference import ReferenceCharacterLLM, reference_jobs, reference_rubric
 from rolecraft.eval.cost import Cost
 from rolecraft.eval.grounding import profile_for_judge
 from rolecraft.eval.interview import interview_multi, interview_single, scene
@@ -76,10 +77,16 @@ class EvalConfig(BaseModel):
     served: str | None = None  # the agent the verdict compares with `baseline`
     baseline: str = "prompt-only"
     repetition_penalty: float = Field(1.1, gt=0.0)  # small students loop without one
+    protocol: Literal["rolecraft", "reference"] = "rolecraft"  # reference: Character-LLM's scorer, exactly
+    reference: Path | None = None  # the user's copy of the paper's repository (reference protocol)
 
 
-def interview_jobs(transcripts: list[Transcript], character: Character) -> list[tuple[Case, Rubric, str]]:
-    """Character-LLM's dimensions for every transcript; probes are also judged for pleading ignorance."""
+def interview_jobs(transcripts: list[Transcript], character: Character,
+                   reference: ReferenceCharacterLLM | None = None) -> list[tuple[Case, Rubric, str]]:
+    """Character-LLM's dimensions for every transcript; probes are also judged for pleading ignorance.
+    With the `reference` rubric, the paper's scorer's jobs instead (charllm_reference)."""
+    if reference is not None:
+        return reference_jobs(transcripts, character, reference)
     jobs = []
     for t in transcripts:
         case = Case(
@@ -98,13 +105,15 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
                    pool: ModelPool | None = None) -> EvalResults:
     """Held-out probes scored by rule, the judge's check, then (where it passed) interviews judged by
     it; one report. Models come from `pool` (a build's), else from a pool of its own."""
+    reference = reference_rubric(config.protocol, config.reference)
     own = pool is None
     pool = pool or ModelPool(workspace.cache_path)
     cost = Cost()
     folder = f"eval/{config.run}"
     try:
         judge = pool.get(config.judge)
-        targets = [build_target(spec, character, pool, workspace, scene(character)) for spec in config.agents]
+        where = scene(character, *reference.scene(character.name)) if reference else scene(character)
+        targets = [build_target(spec, character, pool, workspace, where) for spec in config.agents]
         params = SamplingParams(max_tokens=config.reply_tokens, temperature=config.temperature, seed=config.seed,
                                 repetition_penalty=config.repetition_penalty)
         probe_results, check = [], None
@@ -118,18 +127,20 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
                 check = await check_judge(judge, character, facts, probes, config.judge_tokens, cost)
         transcripts, judgements, rejected = [], [], Rejections()
         if config.interview and (check is None or check.passed):
-            transcripts, judgements, rejected = await interview(character, workspace, targets, pool, config, params, cost)
+            transcripts, judgements, rejected = await interview(character, workspace, targets, pool, config, params,
+                                                              cost, reference)
         workspace.write(f"{folder}/transcripts", transcripts)
         return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge.spec, config.samples,
                       rejected, probe_results=probe_results, judge_check=check, served=config.served,
-                      baseline=config.baseline)
+                      baseline=config.baseline, protocol=config.protocol)
     finally:
         if own:
             await pool.aclose()
 
 
 async def interview(character: Character, workspace: Workspace, targets: list, pool: ModelPool, config: EvalConfig,
-                    params: SamplingParams, cost: Cost) -> tuple[list[Transcript], list[Judgement], Rejections]:
+                    params: SamplingParams, cost: Cost, reference: ReferenceCharacterLLM | None = None,
+                    ) -> tuple[list[Transcript], list[Judgement], Rejections]:
     """Character-LLM's interviews (single- and multi-turn) of every target, judged on its dimensions."""
     judge = pool.get(config.judge)
     bank, rejected = ((load_bank(config.questions), Rejections()) if config.questions
@@ -146,7 +157,7 @@ async def interview(character: Character, workspace: Workspace, targets: list, p
         ask = SamplingParams(max_tokens=INTERVIEWER_TOKENS, temperature=config.temperature, seed=config.seed,
                              stop=["\n\n"])
         transcripts += await interview_multi(character, targets, goals, interviewer, config.rounds, params, ask, cost)
-    judgements = await run_judges(judge, interview_jobs(transcripts, character), config.samples,
+    judgements = await run_judges(judge, interview_jobs(transcripts, character, reference), config.samples,
                                   config.judge_tokens, cost=cost)
     if config.apc:
         judgements += apc_judgements(workspace, transcripts)
@@ -163,16 +174,19 @@ def finish(workspace: Workspace, folder: str, title: str, transcripts: list[Tran
 
 
 async def judge_transcripts(character: Character, workspace: Workspace, transcripts: list[Transcript], judge: str,
-                            samples: int = 1, judge_tokens: int = 384, run: str = "transcripts") -> EvalResults:
-    """Judge transcripts made elsewhere (e.g. Character-LLM's published results) exactly as our own."""
+                            samples: int = 1, judge_tokens: int = 384, run: str = "transcripts",
+                            reference: ReferenceCharacterLLM | None = None) -> EvalResults:
+    """Judge transcripts made elsewhere (e.g. Character-LLM's published results) exactly as our own, or
+    as the paper's scorer did (`reference`)."""
     pool = ModelPool(workspace.cache_path)
     cost = Cost()
     try:
         folder = f"eval/{run}"
         workspace.write(f"{folder}/transcripts", transcripts)
-        jobs = interview_jobs(transcripts, character)
+        jobs = interview_jobs(transcripts, character, reference)
         judgements = await run_judges(pool.get(judge), jobs, samples, judge_tokens, cost=cost)
-        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge, samples)
+        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge, samples,
+                      protocol="reference" if reference else "rolecraft")
     finally:
         await pool.aclose()
 

@@ -10,6 +10,7 @@ reference code. In a workspace the same rows live one per line in `<stage>.jsonl
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -17,6 +18,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ValidationError, field_validator
 
 from rolecraft.errors import RolecraftError
+from rolecraft.formats.paper_files import refuse_lfs_pointer
 from rolecraft.llm.base import Message
 
 NLILabel = Literal["entailed", "neutral", "contradicted"]
@@ -117,9 +119,50 @@ class PreferenceRecord(BaseModel):
         }
 
 
+_GEMMA_TURN = re.compile(r"<start_of_turn>(user|model)\n(.*?)<end_of_turn>\n?", re.DOTALL)
+_OTHER_MARKUP = ("<|im_start|>", "<|start_header_id|>", "[INST]", "<|user|>", "<|assistant|>", "<start_of_turn>")
+
+
+def gemma_messages(prompt: str) -> list[Message] | None:
+    """A prompt rendered in Gemma's markup (APC's `.rag.dpo.json`) as messages, or None when it is not
+    one. Gemma has no system role: APC puts the persona in a first model turn, read here as the system
+    message; the open model turn at the end is the generation prompt."""
+    if not prompt.startswith("<start_of_turn>"):
+        return None
+    turns = list(_GEMMA_TURN.finditer(prompt))
+    rest = _GEMMA_TURN.sub("", prompt).strip()
+    if not turns or rest not in ("", "<start_of_turn>model"):
+        return None
+    messages = [Message(role="user" if m[1] == "user" else "assistant", content=m[2]) for m in turns]
+    if messages[0].role == "assistant":
+        messages[0] = Message(role="system", content=messages[0].content)
+    return messages
+
+
+def student_neutral(rows: Sequence[PreferenceRecord], path: Path) -> tuple[list[PreferenceRecord], int]:
+    """(pairs, how many were converted): pairs whose prompt is rendered in Gemma's markup (APC's released
+    pairs, with a literal `<eos>` ending each reply) become messages and plain replies, so the student's
+    own chat template renders them; a prompt in any other chat markup is refused, never trained on as is."""
+    out, converted = [], 0
+    for n, row in enumerate(rows):
+        if isinstance(row.prompt, str) and (messages := gemma_messages(row.prompt)) is not None:
+            reply = {k: getattr(row, k).removesuffix("<eos>").removesuffix("<end_of_turn>") for k in ("chosen", "rejected")}
+            out.append(row.model_copy(update={"prompt": messages, **reply}))
+            converted += 1
+        elif isinstance(row.prompt, str) and any(mark in row.prompt for mark in _OTHER_MARKUP):
+            raise RolecraftError(
+                f"{path}: pair {n} has a prompt rendered in another model's chat markup",
+                "give prompts as messages ([{role, content}]) or plain text, so the student's own template renders them",
+            )
+        else:
+            out.append(row)
+    return out, converted
+
+
 def load_reference(path: str | Path, model: type[R]) -> list[R]:
     """Rows of a reference JSON list file (or a `.jsonl` file), validated as `model`."""
     path = Path(path)
+    refuse_lfs_pointer(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

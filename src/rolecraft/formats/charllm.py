@@ -9,7 +9,9 @@
     Beethoven (speaking): Then let them wait.<|eot|>
 
 Consecutive turns of one speaker with one action are merged; protective scenes get a neutral location
-and status (the reference's "A room" / "{name} is chatting with a person."). Every function here is
+and status (the reference's "A room" / "{name} is chatting with a person."). Speakers keep the name
+the script gives them ("Ludwig van Beethoven" stays so); `is_target` finds the character's turns
+under any of its names. Every function here is
 the single definition of its piece of text: `formats.sft` renders training rows with them, the
 training chat template is checked against them, and `agent.charllm` builds its prompts with them.
 """
@@ -37,6 +39,16 @@ _META = re.compile(
     re.DOTALL,
 )
 _TURN = re.compile(r"^(?P<role>[^\n()]+?) \((?P<action>[^)\n]*)\): ?(?P<content>.*)$", re.DOTALL)
+
+
+def target_aliases(character: Character) -> set[str]:
+    """The spellings a script uses for the target: full name, short name, first name (lower case)."""
+    names = {character.full_name, character.short_name, character.full_name.split()[0] if character.full_name else ""}
+    return {n.strip().lower() for n in names if n.strip()}
+
+
+def is_target(role: str, character: Character) -> bool:
+    return role.strip().lower() in target_aliases(character)
 
 
 def neutral_status(character: Character) -> str:
@@ -93,14 +105,20 @@ def parse_meta_prompt(prompt: str) -> tuple[str, str, str] | None:
     return (m["character"], m["location"], m["status"]) if m else None
 
 
-def parse_interactions(text: str) -> list[Turn]:
-    """Turns from `Role (action): content<|eot|>` text; a piece without a header is skipped."""
-    turns = []
-    for piece in text.split(EOT):
-        m = _TURN.match(piece.strip("\n"))
+def parse_interactions(text: str) -> tuple[list[Turn], int]:
+    """(turns, pieces that are not a turn) from `Role (action): content<|eot|>` text. Contents are kept
+    exactly as written, so rendering the turns again gives the same text."""
+    turns, malformed = [], 0
+    pieces = text.split(EOT)
+    if pieces and not pieces[-1].strip():
+        pieces.pop()  # the text after the last marker
+    for i, piece in enumerate(pieces):
+        m = _TURN.match(piece.removeprefix("\n") if i else piece)
         if m and m["content"].strip():
-            turns.append(Turn(role=m["role"].strip(), action=as_action(m["action"]), content=m["content"].strip()))
-    return turns
+            turns.append(Turn(role=m["role"].strip(), action=as_action(m["action"]), content=m["content"]))
+        else:
+            malformed += 1
+    return turns, malformed
 
 
 def text_chat_template(train_roles: Sequence[str] = ("assistant",)) -> str:

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from rolecraft.character import Character
-from rolecraft.formats.charllm import merge_turns, meta_prompt, render_turn, scene_of
+from rolecraft.formats.charllm import is_target, merge_turns, meta_prompt, render_turn, scene_of
 from rolecraft.formats.experience import Experience
 from rolecraft.formats.persona import chat_system_prompt
 from rolecraft.llm.base import Message
@@ -41,7 +41,7 @@ def prompted_messages(character: Character, experience: Experience) -> list[Mess
     location, status = scene_of(experience, character)
     messages = [Message(role="system", content=meta_prompt(character, location, status))]
     for turn in merge_turns(experience.dialogue):
-        role = "assistant" if turn.role == character.name else "user"
+        role = "assistant" if is_target(turn.role, character) else "user"
         messages.append(Message(role=role, content=render_turn(turn)))
     return messages
 
@@ -53,9 +53,10 @@ def chat_messages(character: Character, experience: Experience) -> list[Message]
     system = chat_system_prompt(character, extra=[f"Location: {location}\nStatus: {status}"])
     messages = [Message(role="system", content=system)]
     for turn in experience.dialogue:
-        if turn.role == character.name and turn.action == "thinking":
+        target = is_target(turn.role, character)
+        if target and turn.action == "thinking":
             continue
-        role = "assistant" if turn.role == character.name else "user"
+        role = "assistant" if target else "user"
         content = turn.content if role == "assistant" else f"{turn.role}: {turn.content}"
         if messages[-1].role == role:  # templates expect alternation: merge same-side lines
             messages[-1] = Message(role=role, content=f"{messages[-1].content}\n{content}")

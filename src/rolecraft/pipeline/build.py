@@ -63,7 +63,7 @@ def build_steps(preset: Preset, models: Models) -> list[Step]:
         DiscriminatorsStep(p.discriminators.model_copy(update={"base": models.discriminator}), reads=discriminator_rows),
         # The trained agent is sampled as it is evaluated: with its persona prompt only, no retrieval.
         PreferenceStep(p.preference, rag=False, reads=(QueriesStep, SFTStep, DiscriminatorsStep)),
-        DPOStep(p.dpo_config, p.dpo_rank),
+        DPOStep(p.dpo_config, p.dpo_rank, lora=p.dpo_lora),
         EvaluationStep(p.eval, reads=(StatementsStep, ProbesStep, SFTStep, DiscriminatorsStep, DPOStep)),
         ExportStep(p.name),
     ]

@@ -5,7 +5,8 @@ teacher can still give a student something true to learn: statements constructed
 question-answer rows and knowledge-boundary deflections (verified, constructed where the teacher
 fails), discriminators trained on rows labelled by construction plus APC's published base, and an
 evaluation on held-out probes that needs no judge. `paper` uses the counts and hyper-parameters of
-Character-LLM, APC and Ditto, for a real teacher and a GPU student.
+Character-LLM, APC and Ditto, for a real teacher and a GPU student; each value's source (paper section
+or script line) is listed in docs/experiences.md and docs/faithfulness.md ("The paper preset").
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Preset(BaseModel):
     preference: PreferenceSettings
     dpo_config: dict[str, Any] = Field(default_factory=dict)  # TRL DPOConfig fields over our defaults
     dpo_rank: int = 32
+    dpo_lora: dict[str, Any] = Field(default_factory=dict)  # LoraConfig fields over rolecraft's (alpha = 2 × rank)
     eval: EvalCounts = Field(default_factory=EvalCounts)
     selfalign: SelfAlignConfig | None = None  # Ditto's self-aligned dialogues, added to SFT when asked
 
@@ -92,17 +94,25 @@ def tiny() -> Preset:
 
 
 def paper() -> Preset:
+    """The papers' values where they give one (sources in the docs); the SFT optimisation stays
+    rolecraft's LoRA, since Character-LLM's full fine-tune of a 7B model needs eight A100s."""
     return Preset(
         name="paper",
         statements=StatementSettings(source="teacher"),
         queries=QuerySettings(),
         scenes=SceneSettings(),
         experiences=ExperienceSettings(),
-        protective=ProtectiveSettings(),
-        sft=SFTSettings(eval_fraction=0.02),
+        protective=ProtectiveSettings(per_paragraph=True),  # Character-LLM: one per profile paragraph
+        sft=SFTSettings(eval_fraction=0.02, loss="all"),  # Character-LLM: 2 % held out, loss on every line
         faithfulness=FaithfulnessDataSettings(),
-        discriminators=DiscriminatorSettings(base_data=True),
-        preference=PreferenceSettings(),
+        discriminators=DiscriminatorSettings(learning_rate=1e-5, batch_size=8),  # APC: DeBERTa-v3-large, 5 / 10 epochs
+        # APC: 100 queries drawn at random from all of them, 2 replies of up to 256 new tokens at T 1.0, margin 0.2.
+        preference=PreferenceSettings(max_contexts=100, max_tokens=256, held_out=0.0, samples=2, temperature=1.0),
+        # APC: 10 epochs, lr 2e-4, beta 0.1, batch 1 x 8; LoRA rank 128 with PEFT's default alpha 8, no dropout.
+        dpo_config={"num_train_epochs": 10, "learning_rate": 2e-4, "beta": 0.1,
+                    "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8},
+        dpo_rank=128,
+        dpo_lora={"lora_alpha": 8, "lora_dropout": 0.0},
     )
 
 

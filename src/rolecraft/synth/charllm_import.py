@@ -3,13 +3,19 @@
 Two shapes exist (huggingface.co/datasets/fnlp/character-llm-data):
 
 - `generated/generated_agent_dialogue_<Name>.json` (and `..._hallucination_<Name>.json`, the protective
-  scripts): a JSON list of `{setting: [script background], location, background: scene description,
-  dialogue: [{role, action: "(speaking)" | "(thinking)" | "", content}], source}`;
+  scripts): a JSON list of `{setting: [script background paragraphs], location, background: scene
+  description, dialogue: [{role, action: "(speaking)" | "(thinking)" | "", content}], source}`;
 - `prompted/prompted_agent_dialogue_<Name>.jsonl`: one `{prompt, output, source}` per line, the meta
   prompt and the rendered turns (`Role (action): content<|eot|>`); protective rows carry the neutral
   location and status, which is how they are recognised.
 
-Malformed rows are counted by reason, never dropped silently.
+Imported experiences render (`formats.charllm.experience_text`) byte for byte as the reference
+converter (`parser/convert_prompt_data.py`) writes them: speakers keep their names as written
+("Ludwig van Beethoven" stays), `Status:` is the first setting paragraph, contents are kept as
+written, and in protective scripts every turn is speech (then merged, as consecutive turns of one
+speaker are). Where the reference would crash or write an empty row, rolecraft counts instead: a
+malformed row, a row with no turns, a malformed turn inside a row (the row is kept without it).
+Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
 from rolecraft.formats.charllm import NEUTRAL_LOCATION, neutral_status, parse_interactions, parse_meta_prompt
 from rolecraft.formats.experience import Experience, Turn, as_action
+from rolecraft.formats.paper_files import refuse_lfs_pointer
 from rolecraft.rejections import Rejections
 from rolecraft.step import Context, Output
 from rolecraft.synth.experiences import ExperiencesStep
-from rolecraft.synth.parse import normalize_roles
 from rolecraft.synth.protective import ProtectiveStep
 
 _NAME_IN_FILE = re.compile(r"_([^_/\\]+)\.jsonl?$")
@@ -43,6 +49,7 @@ def name_from_file(path: Path) -> str:
 def _load(path: Path) -> list[Any]:
     if not path.is_file():
         raise RolecraftError(f"{path}: no such file", "pass a generated_*.json or prompted_*.jsonl file")
+    refuse_lfs_pointer(path)
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".jsonl":
@@ -67,6 +74,17 @@ def character_for(path: Path) -> Character:
     return Character(full_name=short, short_name=short)
 
 
+def _turn(d: Any, protective: bool) -> Turn | None:
+    """A dialogue item as a Turn (None when malformed): name and content as written; a protective
+    script's turns are all speech, as the reference converter makes them."""
+    if not isinstance(d, dict) or not isinstance(d.get("role"), str) or not d["role"].strip():
+        return None
+    if not isinstance(d.get("content"), str) or not d["content"].strip():
+        return None
+    action = "speaking" if protective else as_action(str(d.get("action") or ""))
+    return Turn(role=d["role"], action=action, content=d["content"])
+
+
 def import_generated(path: Path, character: Character) -> tuple[list[Experience], Rejections]:
     protective = "hallucination" in path.name
     experiences, rejected = [], Rejections()
@@ -74,25 +92,22 @@ def import_generated(path: Path, character: Character) -> tuple[list[Experience]
         if not isinstance(row, dict) or not isinstance(row.get("dialogue"), list):
             rejected.reject("malformed_row")
             continue
-        turns = [
-            Turn(role=role, action=as_action(str(d.get("action") or "")), content=content)
-            for d in row["dialogue"]
-            if isinstance(d, dict)
-            for role, content in [(str(d.get("role", "")).strip(), str(d.get("content", "")).strip())]
-            if role and content
-        ]
+        found = [_turn(d, protective) for d in row["dialogue"]]
+        turns = [t for t in found if t is not None]
+        for _ in range(len(found) - len(turns)):
+            rejected.reject("malformed_turn")
         if not turns:
             rejected.reject("no_turns")
             continue
-        setting = row.get("setting") or []
+        setting = row.get("setting") or [""]
         experiences.append(
             Experience(
                 id=f"{'p' if protective else 'e'}{k:05d}",
                 character=character.name,
                 location=str(row.get("location", "")),
                 setting=str(row.get("background", "")),
-                background=" ".join(setting) if isinstance(setting, list) else str(setting),
-                dialogue=normalize_roles(turns, character),
+                background=str(setting[0] if isinstance(setting, list) else setting),  # the reference's Status
+                dialogue=turns,
                 source=str(row.get("source", "")),
                 protective=protective,
             )
@@ -110,7 +125,9 @@ def import_prompted(path: Path, character: Character) -> tuple[list[Experience],
         if meta is None:
             rejected.reject("no_meta_prompt")
             continue
-        turns = parse_interactions(row["output"])
+        turns, malformed = parse_interactions(row["output"])
+        for _ in range(malformed):
+            rejected.reject("malformed_turn")
         if not turns:
             rejected.reject("no_turns")
             continue
@@ -122,7 +139,7 @@ def import_prompted(path: Path, character: Character) -> tuple[list[Experience],
                 character=character.name,
                 location="" if protective else location,
                 background="" if protective else status,
-                dialogue=normalize_roles(turns, character),
+                dialogue=turns,
                 source=str(row.get("source", "")),
                 protective=protective,
             )

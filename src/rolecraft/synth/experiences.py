@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
+from rolecraft.formats.charllm import target_aliases
 from rolecraft.formats.experience import Experience, Scene, Turn
 from rolecraft.llm import Message
 from rolecraft.llm.batching import Batched
@@ -22,7 +23,7 @@ from rolecraft.llm.structured import token_limit
 from rolecraft.rejections import Rejections
 from rolecraft.step import Context, Output, Step
 from rolecraft.synth.generate import TeacherSettings, generate_rows, generate_texts
-from rolecraft.synth.parse import check_script, normalize_roles, parse_script, target_aliases
+from rolecraft.synth.parse import check_script, normalize_roles, parse_script
 from rolecraft.synth.scenes import ScenesStep
 
 SYSTEM = "You are a professional scriptwriter."

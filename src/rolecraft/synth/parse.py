@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 
 from rolecraft.character import Character
+from rolecraft.formats.charllm import target_aliases
 from rolecraft.formats.experience import Action, Turn, as_action
 
 _DECOR = "*_#>` \t"
@@ -114,12 +115,6 @@ def parse_script(text: str, names: Sequence[str] = ()) -> tuple[str, list[Turn]]
     close_turn()
     turns = [t for t in turns if t.content]
     return _clean(" ".join(b.strip() for b in background if b.strip())), turns
-
-
-def target_aliases(character: Character) -> set[str]:
-    """The spellings a teacher uses for the target: full name, short name, first name."""
-    names = {character.full_name, character.short_name, character.full_name.split()[0] if character.full_name else ""}
-    return {n.strip().lower() for n in names if n.strip()}
 
 
 def normalize_roles(turns: Sequence[Turn], character: Character) -> list[Turn]:

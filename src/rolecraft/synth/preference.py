@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from rolecraft.faithfulness.apc import APCScorer, workspace_scorer
-from rolecraft.formats.apc import PreferenceRecord, load_reference
+from rolecraft.formats.apc import PreferenceRecord, load_reference, student_neutral
 from rolecraft.llm.base import Message, SamplingParams
 from rolecraft.step import Context, Output, Responder, Step
 from rolecraft.synth.generate import generate_texts
@@ -32,7 +32,9 @@ class PreferenceSettings(BaseModel):
     samples: int = Field(2, ge=2)  # replies per context (reference: 2)
     held_out: float = Field(0.25, ge=0.0, lt=1.0)  # share of queries kept out of DPO, for evaluation
     margin: float = Field(0.2, ge=0.0)  # minimum APC gap between chosen and rejected
-    max_contexts: int = Field(200, ge=1)  # user turns sampled in all (the reference's max_dpo_data)
+    # User turns sampled in all (the reference's max_dpo_data), drawn at random: `split_queries` shuffles
+    # every query, as APC's np.random.choice(queries, max_dpo_data, replace=False) draws them.
+    max_contexts: int = Field(200, ge=1)
     turns: int = Field(1, ge=1)  # user turns per conversation; > 1 gives multi-turn contexts
     temperature: float = 1.0
     max_tokens: int = Field(128, ge=8)
@@ -154,7 +156,9 @@ class PreferenceStep(Step):
 
 
 class ImportPreferenceStep(PreferenceStep):
-    """Preference pairs from a file (APC's `.rag.dpo.json`, or JSONL of the same rows) instead of sampling."""
+    """Preference pairs from a file (APC's `.rag.dpo.json`, or JSONL of the same rows) instead of sampling.
+    APC's pairs are rendered in Gemma's markup with a literal `<eos>`: they are turned into messages so
+    the student's own template renders them (`formats.apc.student_neutral`), and the step says so."""
 
     reads = ()
     roles = ()
@@ -167,4 +171,5 @@ class ImportPreferenceStep(PreferenceStep):
         return [str(self.path), hashlib.sha256(self.path.read_bytes()).hexdigest() if self.path.is_file() else None]
 
     async def run(self, ctx: Context) -> Output:
-        return Output(load_reference(self.path, PreferenceRecord), info={"file": str(self.path)})
+        rows, converted = student_neutral(load_reference(self.path, PreferenceRecord), self.path)
+        return Output(rows, info={"file": str(self.path), "converted_from_gemma_markup": converted})

@@ -3,7 +3,8 @@ character cannot know (inventions after their time, relatives they never had, ..
 stays in character and shows ignorance or confusion, which teaches the student where its knowledge
 ends (Character-LLM's defence against character hallucination).
 
-Per paragraph, round robin, with a random visitor name and a rotating theme. The visitor only asks
+How many: rolecraft's default is about 10 % of the regular experiences; the paper wrote one per profile
+paragraph (`per_paragraph`, the paper preset). Per paragraph, round robin, with a random visitor name and a rotating theme. The visitor only asks
 and the character only answers, so the schema needs no speaker names and compiles once.
 """
 
@@ -14,6 +15,7 @@ import random
 from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
+from rolecraft.formats.charllm import target_aliases
 from rolecraft.formats.experience import Experience, Turn
 from rolecraft.llm import Message
 from rolecraft.llm.batching import Batched
@@ -22,7 +24,7 @@ from rolecraft.rejections import Rejections
 from rolecraft.step import Context, Output, Step
 from rolecraft.synth.experiences import ExperiencesStep
 from rolecraft.synth.generate import TeacherSettings, generate_rows, generate_texts
-from rolecraft.synth.parse import check_script, normalize_roles, parse_script, target_aliases
+from rolecraft.synth.parse import check_script, normalize_roles, parse_script
 
 VISITORS = ["Lily", "Miles", "Nora", "Theo", "Ada", "Felix", "Iris", "Leo", "Maya", "Owen"]
 THEMES = [
@@ -39,6 +41,7 @@ SYSTEM = "You are a professional scriptwriter."
 class ProtectiveSettings(TeacherSettings):
     fraction: float = Field(0.1, ge=0.0, le=1.0, description="protective scripts per experience (default ~10%)")
     minimum: int = Field(1, ge=1, description="at least this many whenever the fraction is not 0")
+    per_paragraph: bool = Field(False, description="one per profile paragraph instead, as the paper (fraction 0: none)")
     exchanges: int = Field(6, ge=2, le=40)
     turn_chars: int = Field(400, ge=40, le=4000)
 
@@ -46,9 +49,12 @@ class ProtectiveSettings(TeacherSettings):
     def tiny(cls) -> ProtectiveSettings:
         return cls(minimum=2, exchanges=2, turn_chars=120)
 
-    def count(self, experiences: int) -> int:
-        """How many to write for `experiences` regular ones (none when the fraction is 0)."""
-        return max(self.minimum, round(self.fraction * experiences)) if self.fraction > 0 else 0
+    def count(self, experiences: int, paragraphs: int = 0) -> int:
+        """How many to write for `experiences` regular ones and `paragraphs` profile paragraphs (none
+        when the fraction is 0)."""
+        if self.fraction <= 0:
+            return 0
+        return paragraphs if self.per_paragraph else max(self.minimum, round(self.fraction * experiences))
 
 
 def protective_schema(settings: ProtectiveSettings) -> type[BaseModel]:
@@ -144,7 +150,8 @@ async def make_protective(
 
 
 class ProtectiveStep(Step):
-    """Writes `protective.jsonl`: as many protective scripts as the settings ask per regular experience."""
+    """Writes `protective.jsonl`: as many protective scripts as the settings ask (per regular experience,
+    or one per profile paragraph)."""
 
     name = "protective"
     record = Experience
@@ -152,6 +159,6 @@ class ProtectiveStep(Step):
     roles = ("teacher",)
 
     async def run(self, ctx: Context) -> Output:
-        count = self.settings.count(len(ctx.read(ExperiencesStep)))
+        count = self.settings.count(len(ctx.read(ExperiencesStep)), len(ctx.character().knowledge()))
         safe, rejections = await make_protective(ctx.character(), ctx.model("teacher"), count, self.settings)
         return Output(safe, rejections)

@@ -139,14 +139,15 @@ class DPOStep(Step):
     roles = ("student",)
 
     def __init__(self, config: dict[str, Any], rank: int = 32, start: str | None = "sft", adapter: str = "dpo",
-                 reads=None):
+                 reads=None, lora: dict[str, Any] | None = None):
         super().__init__(None, reads)
         self.config, self.rank, self.start, self.adapter = config, rank, start, adapter
+        self.lora = lora or {}  # LoraConfig fields over `lora_config`'s (the paper preset: APC's alpha and dropout)
         if adapter != "dpo":  # another adapter is another output, with a manifest entry of its own
             self.name = f"dpo-{adapter}"
 
     def fingerprint(self) -> Any:
-        return [self.config, self.rank, self.start, self.adapter]
+        return [self.config, self.rank, self.start, self.adapter, *([self.lora] if self.lora else [])]
 
     async def run(self, ctx: Context) -> Output:
         ws = ctx.workspace
@@ -156,5 +157,5 @@ class DPOStep(Step):
             return Output(skipped=ws.entry(PreferenceStep.name).get("skipped") or "no preference pairs")
         start = ws.find_adapter(self.start) if self.start and (ws.trained_adapter(self.start) or Path(self.start).is_dir()) else None
         result = train_dpo(ctx.models.student, pairs, ws.adapter(self.adapter), config=dpo_config(**self.config),
-                           lora=lora_config(self.rank), adapter=start)
+                           lora=lora_config(self.rank, **self.lora), adapter=start)
         return Output(info={"pairs": len(pairs), "train_loss": result.metrics.get("train_loss"), "seconds": result.seconds})
