@@ -58,12 +58,12 @@ def current_rss_mb() -> float:
 def workload(quick: bool):
     """(free-text chats, [(name, schema model, chats)]) from the pipeline's prompt builders."""
     from rolecraft.agent.prompt import chat_system_prompt
-    from rolecraft.formats.experience import Scene
-    from rolecraft.llm.structured import token_limit
 
     from rolecraft.cards import load_character
     from rolecraft.eval.judges import Case, CharacterLLM, reasoning_chars, verdict_schema
+    from rolecraft.formats.experience import Scene
     from rolecraft.llm import Message
+    from rolecraft.llm.structured import token_limit
     from rolecraft.synth.experiences import ExperienceSettings, experience_prompt, script_schema
     from rolecraft.synth.scenes import scene_list, scene_prompt
     from rolecraft.synth.statements import passages, statement_list, statement_prompt

@@ -28,7 +28,6 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
-
     from tests.card_fuzz import Violation, check
 
     values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TORCHDYNAMO_DISABLE="1")
+
+from tests.openai_stub_server import StubServer, free_port, spawn  # noqa: E402
 
 from rolecraft.cards import load_character  # noqa: E402
 from rolecraft.eval.judges import run_judges  # noqa: E402
@@ -36,7 +37,6 @@ from rolecraft.eval.targets import AgentSpec  # noqa: E402
 from rolecraft.llm.cache import CachedModel, RequestCache  # noqa: E402
 from rolecraft.llm.openai_compat import OpenAIChatModel  # noqa: E402
 from rolecraft.workspace import Workspace, read_jsonl  # noqa: E402
-from tests.openai_stub_server import StubServer, free_port, spawn  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "character-llm"
 FIXTURES = REPO / "tests" / "fixtures" / "eval"

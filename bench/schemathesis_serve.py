@@ -33,7 +33,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import httpx
-
     from tests.test_serve_schema import serve_tiny
     from tests.tiny import build_tiny_llama
 

@@ -36,9 +36,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
 
+    from tests.serve_soak import soak
+
     from rolecraft.llm import run_sync
     from rolecraft.serve import ServeSettings, build_agents, create_app, discover
-    from tests.serve_soak import soak
 
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse

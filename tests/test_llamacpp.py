@@ -49,8 +49,8 @@ def test_the_pipelines_schemas_always_give_valid_json(model):
     """The build's four schemas at its token budgets, all requests in one continuous batch: every
     answer validates; only the statements (strings without a length bound) may run out of tokens."""
     from rolecraft.eval.judges import reasoning_chars, verdict_schema
-    from rolecraft.synth.experiences import ExperienceSettings, script_schema
     from rolecraft.llm.structured import token_limit
+    from rolecraft.synth.experiences import ExperienceSettings, script_schema
     from rolecraft.synth.scenes import scene_list
     from rolecraft.synth.statements import statement_list
 

@@ -111,11 +111,10 @@ def interview(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Interview one or more agents of a character on the same questions; judge; write one report."""
+    from rolecraft.eval.charllm_reference import reference_rubric
     from rolecraft.eval.run import EvalConfig, evaluate
     from rolecraft.eval.targets import AgentSpec
     from rolecraft.llm import run_sync
-
-    from rolecraft.eval.charllm_reference import reference_rubric
 
     specs = [AgentSpec.parse(a) for a in agent]
     names = [s.name for s in specs]
