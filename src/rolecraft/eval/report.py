@@ -63,8 +63,9 @@ def tables(results: EvalResults) -> list[Table]:
     if probe_rows:
         header = ["agent", "probes", "pleaded ignorance [0–1]", "rejection accuracy [0–1]", "hallucination [1–7]"]
         out.append(("Knowledge-boundary probes (scored separately)", header, probe_rows))
-    failure_rows = [[f.agent, f.rubric, f"{f.failed} / {f.samples}"] for f in results.parse_failures]
-    out.append(("Judge answers that could not be read", ["agent", "rubric", "failed / samples"], failure_rows))
+    if results.judgements:
+        failure_rows = [[f.agent, f.rubric, f"{f.failed} / {f.samples}"] for f in results.parse_failures]
+        out.append(("Judge answers that could not be read", ["agent", "rubric", "failed / samples"], failure_rows))
     if results.cost:
         header = ["role", "requests", "new calls", "prompt tokens", "completion tokens"]
         rows = [[role, *(str(v) for v in c.values())] for role, c in results.cost.items()]
@@ -82,7 +83,16 @@ def _title(results: EvalResults) -> str:
     return f"Evaluation of {results.character or 'the agents'}"
 
 
+PROBES_NOTE = ("Held-out probes ask about the profile's facts in question shapes never trained on, and about "
+               "knowledge the character cannot have (some topics never trained on at all). A fact is recalled when "
+               "the reply says its key (a name, number or rare word); a boundary question leaks when the reply "
+               "explains the topic, and holds when it plainly does not know it and leaks nothing. Intervals are "
+               "95 % bootstrap intervals over probes; the verdict's differences are paired on the same probes.")
+
+
 def _setup(results: EvalResults) -> str:
+    if not results.judgements:
+        return f"No interview was judged (judge `{results.judge or '?'}`)."
     protocol = "the papers' reference protocol" if results.protocol == "reference" else "rolecraft's protocol"
     return f"judge `{results.judge or '?'}`, {results.samples} sample(s) per judgement, {protocol}"
 
@@ -119,6 +129,8 @@ def markdown(results: EvalResults, charts: Sequence[str], probe_results: Sequenc
     parts += [f"![{c}]({c})" for c in charts] + [""]
     for title, header, rows in tables(results):
         parts += [f"## {title}", "", _md_table(header, rows) if rows else "_none_", ""]
+        if rows and title.startswith("Held-out probes"):
+            parts += [PROBES_NOTE, ""]
     for agent, lines in probe_examples(probe_results).items():
         parts += [f"## Held-out probe replies: {agent}", ""] + [f"- {line}" for line in lines] + [""]
     for p in results.probes:
@@ -126,7 +138,7 @@ def markdown(results: EvalResults, charts: Sequence[str], probe_results: Sequenc
             parts += [f"## Probe answers: {p.agent}", ""]
             parts += [f"- **{a.question}** → {a.reply} _(pleaded ignorance: {_fmt(a.pleaded_ignorance)})_"
                       for a in p.answers] + [""]
-    for agent in results.agents:
+    for agent in (a for a in results.agents if any(w.agent == a for w in results.worst)):
         parts += [f"## Worst answers: {agent}", ""]
         for w in (w for w in results.worst if w.agent == agent):
             parts += [f"- `{w.item}` {w.dimension} = {_fmt(w.score)}: **{w.question}** → {w.reply}",
@@ -135,7 +147,7 @@ def markdown(results: EvalResults, charts: Sequence[str], probe_results: Sequenc
     return "\n".join(parts)
 
 
-def html_page(results: EvalResults, charts: Sequence[str]) -> str:
+def html_page(results: EvalResults, charts: Sequence[str], probe_results: Sequence[ProbeResult] = ()) -> str:
     e = html.escape
     body = [f"<h1>{e(_title(results))}</h1>"] + [f"<p>{e(line.replace('**', ''))}</p>" for line in headline(results)]
     body.append(f"<p>{e(_setup(results))}</p>")
@@ -144,12 +156,15 @@ def html_page(results: EvalResults, charts: Sequence[str]) -> str:
         head = "".join(f"<th>{e(h)}</th>" for h in header)
         cells = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
         body.append(f"<h2>{e(title)}</h2><table><tr>{head}</tr>{cells}</table>")
+    for agent, lines in probe_examples(probe_results).items():
+        items = "".join(f"<li>{e(line.replace('**', ''))}</li>" for line in lines)
+        body.append(f"<h2>Held-out probe replies: {e(agent)}</h2><ul>{items}</ul>")
     for p in results.probes:
         items = "".join(f"<li><b>{e(a.question)}</b> → {e(a.reply)} <i>(pleaded ignorance: "
                         f"{_fmt(a.pleaded_ignorance)})</i></li>" for a in p.answers)
         if items:
             body.append(f"<h2>Probe answers: {e(p.agent)}</h2><ul>{items}</ul>")
-    for agent in results.agents:
+    for agent in (a for a in results.agents if any(w.agent == a for w in results.worst)):
         items = "".join(
             f"<li><code>{e(w.item)}</code> {e(w.dimension)} = {_fmt(w.score)}: <b>{e(w.question)}</b>"
             f" → {e(w.reply)}<br><i>judge: {e(w.reasoning)}</i></li>" for w in results.worst if w.agent == agent)
@@ -179,12 +194,12 @@ def charts(results: EvalResults, folder: Path) -> list[str]:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    names = [probe_chart(results, folder, plt)] if results.metrics else []
     agents, kinds = results.agents, results.kinds()
     probes = [p for p in results.probes if p.pleaded_ignorance is not None]
     panels = len(kinds) + bool(probes)
     if not panels:
-        return []
-    names = []
+        return names
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         dims = results.dimensions(kind)
@@ -231,6 +246,31 @@ def charts(results: EvalResults, folder: Path) -> list[str]:
     return names
 
 
+def probe_chart(results: EvalResults, folder: Path, plt) -> str:
+    """`probes.png`: each agent's share of held-out probes recalled / held / leaked, with 95 % intervals."""
+    import numpy as np
+
+    shares = [m for m in METRICS if m != "apc" and any(x.metric == m for x in results.metrics)]
+    agents = [a for a in results.agents if any(x.agent == a for x in results.metrics)]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(agents) * len(shares) / 2, 4))
+    width = 0.8 / len(shares)
+    for i, metric in enumerate(shares):
+        found = [results.metric(a, metric) for a in agents]
+        means = [e.mean if e else 0.0 for e in found]
+        errors = [[e.mean - e.low if e else 0 for e in found], [e.high - e.mean if e else 0 for e in found]]
+        better = "higher" if METRICS[metric][1] else "lower"
+        ax.bar(np.arange(len(agents)) + i * width, means, width, yerr=errors, capsize=3,
+               label=f"{METRIC_TITLES[metric]} ({better} is better)")
+    ax.set_xticks(np.arange(len(agents)) + width * (len(shares) - 1) / 2, agents, rotation=20, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title("Held-out probes (share of probes, 95 % interval)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(folder / "probes.png", dpi=100)
+    plt.close(fig)
+    return "probes.png"
+
+
 def write_report(folder: Path, transcripts: Sequence[Transcript], judgements: Sequence[Judgement],
                  probe_results: Sequence[ProbeResult] = (), **meta: Any) -> EvalResults:
     """results.json, report.md, report.html and the charts, from the stored records and run metadata."""
@@ -239,5 +279,5 @@ def write_report(folder: Path, transcripts: Sequence[Transcript], judgements: Se
     images = charts(results, folder)
     atomic_write_text(folder / "results.json", results.model_dump_json(indent=2))
     atomic_write_text(folder / "report.md", markdown(results, images, probe_results))
-    atomic_write_text(folder / "report.html", html_page(results, images))
+    atomic_write_text(folder / "report.html", html_page(results, images, probe_results))
     return results

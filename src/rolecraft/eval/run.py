@@ -130,7 +130,8 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
             transcripts, judgements, rejected = await interview(character, workspace, targets, pool, config, params,
                                                               cost, reference)
         workspace.write(f"{folder}/transcripts", transcripts)
-        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, judge.spec, config.samples,
+        shown = config.judge if isinstance(config.judge, str) else judge.spec  # "embedded", not its cache path
+        return finish(workspace, folder, character.full_name, transcripts, judgements, cost, shown, config.samples,
                       rejected, probe_results=probe_results, judge_check=check, served=config.served,
                       baseline=config.baseline, protocol=config.protocol)
     finally:

@@ -95,6 +95,18 @@ def voice_problem(reply: str, question: str, names: Sequence[str]) -> str | None
     return None
 
 
+def claims_to_be(answer: str, key: str) -> bool:
+    """The answer says the character *is* the person the key names: "I am Edmund Voss", "I'm your
+    younger brother - Edmund Voss" (a person word or nothing between; "the sister of Edmund" is fine)."""
+    if not key[:1].isupper():
+        return False
+    for m in re.finditer(rf"\bI(?:'m| am)\b(.{{0,40}}?)\b{re.escape(key)}\b", answer):
+        between = words(m.group(1))
+        if not between or (any(w in en.PERSON_NOUNS for w in between) and between[-1] not in ("of", "to", "with")):
+            return True
+    return False
+
+
 def answer_problem(answer: str, question: str, keys: Sequence[str], names: Sequence[str], allowed: set[str]) -> str | None:
     """A trained answer: in the character's voice, saying the key, adding no name or number of its own."""
     a = answer.strip()
@@ -102,6 +114,8 @@ def answer_problem(answer: str, question: str, keys: Sequence[str], names: Seque
         return problem
     if keys and not carries(a, keys):
         return "missing_key"
+    if any(claims_to_be(a, k) for k in keys):
+        return "claims_anothers_name"  # "I am your younger brother - Edmund Voss."
     if problem := voice_problem(a, question, names):
         return problem
     if hallucinated(a, allowed | set(words(question))):

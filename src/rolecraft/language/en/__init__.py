@@ -11,7 +11,7 @@ and so carries no fact the profile does not.
 """
 
 from rolecraft.language.en import boundary
-from rolecraft.language.en.person import first_person, second_person
+from rolecraft.language.en.person import PERSON_NOUNS, first_person, second_person
 from rolecraft.language.en.questions import content_questions, echo_question, imperative, probe_questions
 from rolecraft.language.en.text import (
     FUNCTION_WORDS,
@@ -23,6 +23,6 @@ from rolecraft.language.en.text import (
     vocabulary,
 )
 
-__all__ = ["FUNCTION_WORDS", "NUMBER_WORDS", "boundary", "content_questions", "echo_question", "first_person",
+__all__ = ["FUNCTION_WORDS", "NUMBER_WORDS", "PERSON_NOUNS", "boundary", "content_questions", "echo_question", "first_person",
            "imperative", "key_spans", "probe_questions", "resolve", "second_person", "sentences", "statements",
            "vocabulary"]
