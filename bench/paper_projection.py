@@ -140,7 +140,7 @@ def paper_work(profile: Path) -> dict[str, Work]:
     w.notes.append(f"{scenes} scenes, {scenes} scripts + {protective} protective")
 
     w = works["sft"] = Work()
-    epochs = 3  # LoRA / QLoRA default of `train.sft.sft_config`
+    epochs = 3  # LoRA / QLoRA default of `train.sft_config.sft_config`
     system = 200  # persona prompt + location + status
     w.train = epochs * (scenes * (script + system) + protective * (protective_script + system))
     w.notes.append(f"{scenes + protective} rows x {epochs} epochs, QLoRA")

@@ -248,3 +248,41 @@ def test_apc_and_delta_apc_join_the_report(stub, tmp_path, tmp_path_factory, mir
         assert apc[(item, "delta_apc")].score == pytest.approx(mean(r.delta for r in direct), abs=1e-5)
         assert apc[(item, "apc")].scale == (0.0, 4.0)
     assert {"apc", "delta_apc"} <= {c.dimension for c in results.cells if (c.agent, c.kind) == ("gpt", "single")}
+
+
+def test_probe_verdict_equals_the_aggregation_of_the_stored_probe_results(tiny_model_dir, tmp_path):
+    """The held-out probes (built from the profile, no teacher) answered by two agents on the tiny model:
+    every metric and the verdict in results.json are recomputed here from the stored probes.jsonl."""
+    from rolecraft.eval.probing import ProbeResult
+    from rolecraft.eval.stats import bootstrap, paired
+    from rolecraft.pipeline import Models, run
+    from rolecraft.synth.probes import ProbesStep
+    from rolecraft.synth.statements import StatementSettings, StatementsStep
+
+    character = load_character(Path(__file__).parents[1] / "examples" / "mira-voss.txt")
+    ws = Workspace.for_character(character, tmp_path / "mira")
+    run([StatementsStep(StatementSettings()), ProbesStep()], ws, Models())
+    model = f"hf:{tiny_model_dir}"
+    agents = [AgentSpec(name="prompt-only", model=model), AgentSpec(name="long-context", model=model, retrieval="profile")]
+    config = EvalConfig(agents=agents, judge=model, run="probes", interview=False, check_judge=False,
+                        served="long-context", reply_tokens=12)
+    results = run_sync(evaluate(character, ws, config))
+
+    stored = read_jsonl(ws.path("eval/probes/probes.jsonl"), ProbeResult)
+    assert EvalResults.model_validate_json(ws.path("eval/probes/results.json").read_text()) == results
+    facts = [r for r in stored if r.kind == "fact"]
+    boundary = [r for r in stored if r.kind == "boundary"]
+    assert facts and boundary and results.judgements == 0 and results.judge_check is None
+    for agent in ("prompt-only", "long-context"):
+        recalled = [float(r.recalled) for r in facts if r.agent == agent]
+        assert results.metric(agent, "fact_recall") == bootstrap(recalled)
+        leaked = [float(r.leaked) for r in boundary if r.agent == agent]
+        assert results.metric(agent, "boundary_leak") == bootstrap(leaked)
+    by = {(r.agent, r.probe): r for r in facts}
+    ids = sorted({r.probe for r in facts})
+    recall = next(d for d in results.verdict.differences if d.metric == "fact_recall")
+    assert recall.estimate == paired([float(by["long-context", p].recalled) for p in ids],
+                                     [float(by["prompt-only", p].recalled) for p in ids])
+    assert results.verdict.text().startswith("long-context vs prompt-only: fact recall ")
+    report = ws.path("eval/probes/report.md").read_text()
+    assert report.splitlines()[2] == f"**Verdict.** {results.verdict.text()}"

@@ -4,6 +4,7 @@ constraints.txt, which pins every dependency pyproject.toml names, and pins the 
 from __future__ import annotations
 
 import re
+
 import tomllib
 
 from tests.conftest import REPO

@@ -42,7 +42,7 @@ def test_every_profile_sentence_about_the_character_is_a_statement_with_its_keys
     ("The Duke of Aldmark awarded Mira a silver medal, which she keeps in a biscuit tin and never wears.",
      "The Duke of Aldmark awarded me a silver medal, which I keep in a biscuit tin and never wear."),
     ("Mira keeps a logbook of every ship she sees.", "I keep a logbook of every ship I see."),
-    ("Mira Voss (born 1841) is the keeper of the Greywater Lighthouse.", "I, born 1841, am the keeper of the Greywater Lighthouse."),
+    ("Mira Voss (born 1841) is the keeper of the Greywater Lighthouse.", "I was born in 1841 and am the keeper of the Greywater Lighthouse."),
 ])
 def test_statements_in_the_characters_own_voice(mira_facts, statement, said):
     assert en.first_person(statement, MIRA) == said

@@ -12,7 +12,8 @@ import pytest
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
 from rolecraft.formats.experience import Experience, Turn
-from rolecraft.train.sft import SFTSettings, sft_config, sft_overrides, sft_trainer, split_rows, train_sft
+from rolecraft.train.sft import SFTSettings, sft_trainer, split_rows, train_sft
+from rolecraft.train.sft_config import sft_config, sft_overrides
 
 BEETHOVEN = Character(full_name="Ludwig van Beethoven", short_name="Beethoven")
 ACCELERATE = Path(__file__).resolve().parents[1] / "src" / "rolecraft" / "train" / "accelerate"

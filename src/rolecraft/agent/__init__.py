@@ -30,6 +30,12 @@ from rolecraft.formats.persona import chat_system_prompt, fit_history, post_hist
 from rolecraft.llm.base import ChatModel, Completion, Message, SamplingParams, as_messages
 from rolecraft.workspace import Workspace
 
+# Small local students loop ("Maren: Speak with Maren: ...") without a repetition penalty. A local model
+# asked for none (1.0, what front ends send by default) gets this one; other values pass as asked, and
+# remote APIs always get exactly what the caller asked (OpenAI itself rejects the field).
+LOCAL_REPETITION_PENALTY = 1.1
+LOCAL_PROVIDERS = ("hf", "llamacpp")
+
 Style = Literal["chat", "character-llm"]
 STYLES: tuple[Style, ...] = ("chat", "character-llm")
 
@@ -104,6 +110,12 @@ class Agent:
         kept = with_instructions(fit_history(turns, budget), post_history_instructions(self.character, self.user))
         return [Message(role="system", content=system), *kept]
 
+    def sampling(self, params: SamplingParams | None) -> SamplingParams:
+        params = params or SamplingParams()
+        if params.repetition_penalty == 1.0 and self.model.provider in LOCAL_PROVIDERS:
+            return params.model_copy(update={"repetition_penalty": LOCAL_REPETITION_PENALTY})
+        return params
+
     async def respond(self, history: Sequence[Message | dict], params: SamplingParams | None = None) -> Reply:
         turns = as_messages(history)
         if self.style == "character-llm":
@@ -111,7 +123,7 @@ class Agent:
             # params it samples with the reference's settings.
             return await respond_character_llm(self.character, self.model, turns, params)
         facts = await self._retrieve(turns)
-        [completion] = await self.model.generate([self.messages(turns, facts)], params or SamplingParams())
+        [completion] = await self.model.generate([self.messages(turns, facts)], self.sampling(params))
         said = self.speech().whole(completion)
         thoughts = [completion.reasoning] if completion.reasoning else []
         return Reply(text=said.text, thoughts=thoughts, facts=facts, completion=said)
@@ -132,7 +144,7 @@ class Agent:
         history = as_messages(history)
         facts = await self._retrieve(history) if facts is None else facts
         speech, last = self.speech(), Completion(text="")
-        async for chunk in self.model.stream(self.messages(history, facts), params or SamplingParams()):
+        async for chunk in self.model.stream(self.messages(history, facts), self.sampling(params)):
             if chunk.reasoning:
                 yield Completion(text="", reasoning=chunk.reasoning)
             if (said := speech.push(chunk)) is not None:

@@ -45,7 +45,8 @@ def sft(
     from rolecraft.pipeline import Models
     from rolecraft.synth.experiences import ExperiencesStep
     from rolecraft.synth.protective import ProtectiveStep
-    from rolecraft.train.sft import SFTSettings, SFTStep, sft_overrides
+    from rolecraft.train.sft import SFTSettings, SFTStep
+    from rolecraft.train.sft_config import sft_overrides
 
     overrides = sft_overrides(ctx.args)
     _, ws = open_character(target, workspace)

@@ -131,6 +131,9 @@ def markdown(results: EvalResults, charts: Sequence[str], probe_results: Sequenc
         parts += [f"## {title}", "", _md_table(header, rows) if rows else "_none_", ""]
         if rows and title.startswith("Held-out probes"):
             parts += [PROBES_NOTE, ""]
+            if results.changed:
+                shares = ", ".join(f"{a} {v:.2f}" for a, v in results.changed.items())
+                parts += [f"Share of probes answered differently from {results.verdict.baseline if results.verdict else 'the baseline'}: {shares}.", ""]
     for agent, lines in probe_examples(probe_results).items():
         parts += [f"## Held-out probe replies: {agent}", ""] + [f"- {line}" for line in lines] + [""]
     for p in results.probes:

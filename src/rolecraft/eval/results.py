@@ -149,6 +149,7 @@ class EvalResults(BaseModel):
     verdict: Verdict | None = None
     judge_check: JudgeCheck | None = None
     probe_results: int = 0
+    changed: dict[str, float] = Field(default_factory=dict)  # agent → share of probe replies unlike the baseline's
     cells: list[Cell]
     overall: list[Cell]
     topics: list[Cell]
@@ -281,4 +282,16 @@ def aggregate(transcripts: Sequence[Transcript], judgements: Sequence[Judgement]
         judgements=len(judgements),
         metrics=probe_metrics(probe_results, agents),
         probe_results=len(probe_results),
+        changed=changed(probe_results, baseline) if baseline in found else {},
     )
+
+
+def changed(results: Sequence[ProbeResult], baseline: str) -> dict[str, float]:
+    """agent → share of the probes its reply differs from the baseline's (a trained adapter that changed
+    nothing would show 0)."""
+    theirs = {r.probe: r.reply.strip() for r in results if r.agent == baseline}
+    out: dict[str, list[bool]] = {}
+    for r in results:
+        if r.agent != baseline and r.probe in theirs:
+            out.setdefault(r.agent, []).append(r.reply.strip() != theirs[r.probe])
+    return {agent: sum(flags) / len(flags) for agent, flags in out.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from rolecraft.character import Character
 from rolecraft.eval.apc_eval import apc_judgements
@@ -76,7 +76,6 @@ class EvalConfig(BaseModel):
     interview: bool = True  # interview and judge (only where the judge passed its check)
     served: str | None = None  # the agent the verdict compares with `baseline`
     baseline: str = "prompt-only"
-    repetition_penalty: float = Field(1.1, gt=0.0)  # small students loop without one
     protocol: Literal["rolecraft", "reference"] = "rolecraft"  # reference: Character-LLM's scorer, exactly
     reference: Path | None = None  # the user's copy of the paper's repository (reference protocol)
 
@@ -114,8 +113,7 @@ async def evaluate(character: Character, workspace: Workspace, config: EvalConfi
         judge = pool.get(config.judge)
         where = scene(character, *reference.scene(character.name)) if reference else scene(character)
         targets = [build_target(spec, character, pool, workspace, where) for spec in config.agents]
-        params = SamplingParams(max_tokens=config.reply_tokens, temperature=config.temperature, seed=config.seed,
-                                repetition_penalty=config.repetition_penalty)
+        params = SamplingParams(max_tokens=config.reply_tokens, temperature=config.temperature, seed=config.seed)
         probe_results, check = [], None
         if config.held_out and workspace.has(ProbesStep.name):
             probes = workspace.read(ProbesStep.name, ProbesStep.record)
@@ -223,5 +221,6 @@ class EvaluationStep(Step):
         metrics = {f"{m.agent}/{m.metric}": round(m.estimate.mean, 3) for m in results.metrics}
         info = {"report": str(ws.path("eval/build/report.md")), "agents": results.agents, "metrics": metrics,
                 "verdict": results.verdict.text() if results.verdict else None,
-                "judge_trusted": results.judge_check.passed if results.judge_check else None}
+                "judge_trusted": results.judge_check.passed if results.judge_check else None,
+                "changed": {a: round(v, 3) for a, v in results.changed.items()}}
         return Output(rejections=Rejections(results.rejections), info=info)

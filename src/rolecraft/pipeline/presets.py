@@ -72,7 +72,7 @@ def tiny() -> Preset:
         probes=ProbeSettings(max_fact_probes=30, max_boundary_probes=12),
         queries=QuerySettings.tiny(),
         qa=QASettings(candidates=1, max_tokens=48),
-        boundary=BoundarySettings(candidates=2, max_tokens=48),
+        boundary=BoundarySettings(per_topic=1, candidates=2, max_tokens=64),
         scenes=SceneSettings.tiny(),
         experiences=ExperienceSettings.tiny(),
         protective=ProtectiveSettings.tiny(),

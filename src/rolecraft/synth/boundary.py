@@ -27,6 +27,10 @@ from rolecraft.synth.verify import shape_problem, voice_problem
 
 
 class BoundarySettings(BaseModel):
+    # Questions trained per topic (a topic's last question is always held out). Fewer keeps deflections
+    # from outnumbering facts: a small student that sees mostly "I have never heard of that" says it to
+    # questions about its own life too.
+    per_topic: int = Field(2, ge=1)
     candidates: int = Field(2, ge=0, le=8)  # teacher deflections tried per question (0: plain ones only)
     temperature: float = 0.8
     max_tokens: int = Field(64, ge=8)
@@ -72,7 +76,7 @@ async def deflect(character: Character, teacher: Batched, settings: BoundarySett
     lang = for_character(character)
     names = [character.full_name, character.name]
     trained, _ = boundary_split(lang.boundary.topics_for(character.profile_text()), held_out_every)
-    asked = [(t, q) for t in trained for q in t.questions[:-1]]  # a topic's last question is a probe
+    asked = [(t, q) for t in trained for q in t.questions[:-1][: settings.per_topic]]  # the last one is a probe
     replies: list[str | None] = [None] * len(asked)
     rejections = Rejections()
     for attempt in range(settings.candidates):

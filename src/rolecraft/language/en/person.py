@@ -64,6 +64,8 @@ def first_person(sentence: str, names: Sequence[str]) -> str:
         text = re.sub(rf"\b(to|with|for|by|from|of|about|at|on) {re.escape(name)}\b", r"\1 me", text)
         text = re.sub(rf"(?<=[a-z] ){re.escape(name)}(?= (?:a|an|the|some|his|her|their)\b)", "me", text)  # "awarded Mira a medal"
         text = re.sub(rf"\b{re.escape(name)}\b", "I", text)
+    # "I (born 1841) am the keeper" → "I was born in 1841 and am the keeper": the year said as an answer would.
+    text = re.sub(r"\bI \(born (?:in )?([^)]+)\) (is|was)\b", lambda m: f"I was born in {m.group(1)} and {m.group(2)}", text)
     text = re.sub(r"\bI \(born ([^)]+)\)", r"I, born \1,", text)
     tokens = _WORD.findall(text)
     out: list[str] = []

@@ -53,7 +53,7 @@ def echo_question(answer: str, key: str) -> str | None:
         return "You were born in what year?"
     if m := re.search(_APPOSITIVE + re.escape(key) + r",", answer):
         return f"Your {m.group(1).strip()} is {_asks_for(key, 'friend' if key[:1].isupper() else '')}?"
-    answer = re.sub(r", born [^,]+,", "", answer)  # "I, born 1841, am the keeper of ..." asks about the keeping
+    answer = without_birth(answer)
     at = answer.find(quoted.group(0) if quoted else key)
     clause = _clause(answer, at)
     at = clause.find(quoted.group(0) if quoted else key)
@@ -72,12 +72,21 @@ def echo_question(answer: str, key: str) -> str | None:
 MAX_ECHO_WORDS = 16  # a longer echo reads as a recitation with a gap, not a question anyone asks
 
 
+def without_birth(answer: str) -> str:
+    """The answer without its birth year, for questions about the rest: "I was born in 1841 and am the
+    keeper of ..." (or "I, born 1841, am ...") → "I am the keeper of ..."."""
+    answer = re.sub(r"^I was born in [^,;]+? and (am|was)\b", r"I \1", answer)
+    return re.sub(r", born [^,]+,", "", answer)
+
+
 def probe_questions(answer: str, key: str) -> list[str]:
     """Questions for a key in another shape than `echo_question` (wh-word first), for held-out probes:
     "What is the name of your grey cat?", "Who is your closest friend?", "Do you remember when you
     took over the light?". Empty when no pattern fits the sentence."""
     out: list[str] = []
     k = re.escape(key)
+    if not re.search(rf"\bborn (?:in )?{k}\b", answer):
+        answer = without_birth(answer)
     if m := re.search(rf"\b(?:[Mm]y|I have an?|I keep an?|I own an?) ([\w -]{{2,40}}?),? (?:named|called) {k}\b", answer):
         out.append(f"What is the name of your {m.group(1).strip()}?")
     if m := re.search(rf"\b[Mm]y ([\w -]{{2,40}}?),? (?:is|was|are) (?:an? |the )?{k}\b", answer):
