@@ -4,6 +4,8 @@ topics with their leak and deflection checks."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rolecraft.cards import load_character
@@ -119,3 +121,30 @@ def test_plain_deflections_vary_by_question_and_hold():
             reply = boundary.deflection(t, "Mira Voss", q)
             assert reply == boundary.deflection(t, "Mira Voss", q)  # the same question, the same reply
             assert deflection_problem(reply, q, t, en, ["Mira Voss", "Mira"]) is None, reply
+
+
+def test_a_front_end_cards_conventions_become_profile_statements(tmp_path):
+    """W++ and PList brackets and example dialogues inside a card's description (as SillyTavern's bundled
+    cards write them): the traits become statements, the user's turns and the quoted speech do not."""
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+        "name": "Liora", "first_mes": "Hello.", "mes_example": "", "personality": "", "scenario": "",
+        "description": (
+            '[{{char}}\'s Personality= "stern", "loyal", "curious"]\n'
+            '[Clothes("grey cloak" + "silver brooch")]\n'
+            "<START>\n"
+            '{{user}}: "Where do you live, Liora?"\n'
+            '{{char}}: *Liora gazes at the tower of Vel Amar.* "I live here, with my owl."\n'
+            "[Genre: fantasy; Tags: magic; Scenario: {{char}} guards the tower of Vel Amar for the queen.]"),
+    }}
+    path = tmp_path / "liora.json"
+    path.write_text(json.dumps(card))
+    found = construct_statements(load_character(path))
+    said = [s for _, s, _ in found]
+    assert found[0][2] == ["stern"]  # a trait list's first item is what an answer must say
+    assert said == [
+        "Liora's personality is stern, loyal, curious.",
+        "Liora's clothes are grey cloak, silver brooch.",
+        "Liora gazes at the tower of Vel Amar.",
+        "Liora guards the tower of Vel Amar for the queen.",
+    ]
+    assert en.first_person(said[2], ["Liora"]) == "I gaze at the tower of Vel Amar."

@@ -23,7 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from rolecraft.character import Character
+from rolecraft.cards.plain import plain_lines
+from rolecraft.character import DEFAULT_USER, Character
 from rolecraft.formats.facts import Fact
 from rolecraft.language import for_character
 from rolecraft.llm import Message, SamplingParams
@@ -80,8 +81,10 @@ def statement_list(n: int) -> type[BaseModel]:
 
 
 def passages(character: Character) -> list[str]:
-    """Profile paragraphs, then enabled lore entries: each becomes one teacher request."""
-    return list(dict.fromkeys(character.knowledge()))
+    """Profile paragraphs, then enabled lore entries, in plain profile lines (a card's W++, PList and
+    example dialogues rewritten): each becomes one teacher request."""
+    texts = (plain_lines(text, character.name, DEFAULT_USER) for text in character.knowledge(DEFAULT_USER))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
 def statement_prompt(character: Character, passage: str, max_statements: int) -> list[Message]:

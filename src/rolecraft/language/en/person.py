@@ -48,7 +48,7 @@ def _base(verb: str, known_only: bool = False) -> str | None:
         return None
     if low.endswith("ies") and len(low) > 4:
         base = low[:-3] + "y"
-    elif low.endswith(("sses", "shes", "ches", "xes", "zes", "oes")):
+    elif low.endswith(("sses", "shes", "ches", "xes", "zzes", "oes")):  # "gazes" → "gaze", "buzzes" → "buzz"
         base = low[:-2]
     else:
         base = low[:-1]

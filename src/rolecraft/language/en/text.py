@@ -60,7 +60,10 @@ def statements(paragraph: str, name: str, names: Sequence[str]) -> list[tuple[st
                 short = len(words) <= 6 and "," not in value
                 if not short and not words[0].isupper():  # a description, not a name: "Strict and rigorous, ..."
                     value = value[:1].lower() + value[1:]
-                out.append((f"{name}'s {label} {verb} {value}.", [value] if short else key_spans(value, names)))
+                items = [i.strip() for i in value.split(",")]
+                listed = len(items) >= 3 and all(0 < len(i.split()) <= 3 for i in items)  # a card's trait list
+                keys = [value] if short else [items[0]] if listed else key_spans(value, names)
+                out.append((f"{name}'s {label} {verb} {value}.", keys))
             parts = parts[1:]
         elif field:
             parts = []
