@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean
@@ -19,6 +20,7 @@ from rolecraft.eval.results import EvalResults
 from rolecraft.eval.run import EvalConfig, evaluate
 from rolecraft.eval.targets import AgentSpec, build_target
 from rolecraft.llm import Message, SamplingParams, run_sync
+from rolecraft.llm.base import ChatModel, Completion, as_messages
 from rolecraft.llm.pool import ModelPool
 from rolecraft.workspace import Workspace, read_jsonl
 from tests.openai_stub_server import StubServer
@@ -286,3 +288,48 @@ def test_probe_verdict_equals_the_aggregation_of_the_stored_probe_results(tiny_m
     assert results.verdict.text().startswith("long-context vs prompt-only: fact recall ")
     report = ws.path("eval/probes/report.md").read_text()
     assert report.splitlines()[2] == f"**Verdict.** {results.verdict.text()}"
+
+
+class _Judge(ChatModel):
+    """A judge that scores 7 when the judged answer is one of `good`, else `otherwise` (1 when it can
+    tell good from bad, the same score as good when it cannot)."""
+
+    provider = "scripted"
+
+    def __init__(self, good: set[str], otherwise: int):
+        super().__init__(f"judge-{otherwise}")
+        self.good, self.otherwise, self.calls = good, otherwise, 0
+
+    async def generate(self, conversations, params, schema=None):
+        self.calls += len(conversations)
+        out = []
+        for conversation in conversations:
+            prompt = " ".join(m.content for m in as_messages(conversation))
+            score = 7 if any(g in prompt for g in self.good) else self.otherwise
+            out.append(Completion(text=json.dumps({"reasoning": "as scripted", "score": score}), finish_reason="stop"))
+        return out
+
+
+def test_the_judge_check_passes_a_judge_that_tells_good_from_bad_and_stops_early_for_one_that_cannot(tmp_path):
+    from rolecraft.eval.calibration import check_judge, pairs
+    from rolecraft.pipeline import Models, run
+    from rolecraft.synth.probes import ProbesStep
+    from rolecraft.synth.statements import StatementSettings, StatementsStep
+
+    character = load_character(Path(__file__).parents[1] / "examples" / "mira-voss.txt")
+    ws = Workspace.for_character(character, tmp_path / "mira")
+    run([StatementsStep(StatementSettings()), ProbesStep()], ws, Models())
+    facts, probes = ws.read(StatementsStep.name, StatementsStep.record), ws.read(ProbesStep.name, ProbesStep.record)
+    known = pairs(character, facts, probes)
+    assert len(known) == 8 and {d for d, *_ in known} == {"memorization", "hallucination"}
+    good = {g for _, _, g, _ in known}
+    pool = ModelPool(ws.cache_path)
+
+    fair = _Judge(good, otherwise=1)
+    check = run_sync(check_judge(pool.get(fair), character, facts, probes, 96))
+    assert check.passed and (check.pairs, check.ordered, check.good, check.bad) == (8, 8, 7.0, 1.0) and fair.calls == 16
+
+    blind = _Judge(good, otherwise=7)  # scores everything 7: it cannot tell them apart
+    check = run_sync(check_judge(pool.get(blind), character, facts, probes, 96))
+    assert not check.passed and (check.pairs, check.ordered) == (4, 0) and blind.calls == 8  # half: it could not pass
+    assert "could not tell them apart" in check.text()

@@ -56,21 +56,32 @@ def pairs(character: Character, facts: Sequence[Fact], probes: Sequence[Probe], 
 
 async def check_judge(judge: Batched, character: Character, facts: Sequence[Fact], probes: Sequence[Probe],
                       max_tokens: int, cost: Cost | None = None) -> JudgeCheck:
+    """Half the pairs first (facts and boundaries alike); the rest only if the judge could still pass.
+    Stopping early gives the verdict the full check would: a judge that ordered too few of the first
+    half cannot reach `MIN_ORDERED` even by ordering every remaining pair right."""
     rubric = RUBRICS["character-llm"]
-    jobs = []
-    for i, (dimension, question, good, bad) in enumerate(pairs(character, facts, probes)):
-        for side, text in (("good", good), ("bad", bad)):
-            dialogue = [Message(role="user", content=question), Message(role="assistant", content=text)]
-            case = Case(agent=side, item=f"check-{i}", kind="single", name=character.name, dialogue=dialogue,
-                        profile=profile_for_judge(character, f"{question} {text}"))
-            jobs.append((case, rubric, dimension))
-    judged = await run_judges(judge, jobs, 1, max_tokens, description="checking the judge", cost=cost)
+    found = pairs(character, facts, probes)
+    first, rest = found[0::2], found[1::2]
     scores: dict[str, dict[str, float | None]] = {}
-    for j in judged:
-        scores.setdefault(j.item, {})[j.agent] = j.score
+    for round_, chosen in enumerate((first, rest)):
+        jobs = []
+        for i, (dimension, question, good, bad) in enumerate(chosen):
+            for side, text in (("good", good), ("bad", bad)):
+                dialogue = [Message(role="user", content=question), Message(role="assistant", content=text)]
+                case = Case(agent=side, item=f"check-{round_}-{i}", kind="single", name=character.name, dialogue=dialogue,
+                            profile=profile_for_judge(character, f"{question} {text}"))
+                jobs.append((case, rubric, dimension))
+        for j in await run_judges(judge, jobs, 1, max_tokens, description="checking the judge", cost=cost):
+            scores.setdefault(j.item, {})[j.agent] = j.score
+        if _ordered(scores) + len(rest) < MIN_ORDERED * len(found):
+            break  # cannot pass any more
     both = [(s["good"], s["bad"]) for s in scores.values() if s.get("good") is not None and s.get("bad") is not None]
-    ordered = sum(g > b for g, b in both)
+    ordered = _ordered(scores)
     good = mean(g for g, _ in both) if both else None
     bad = mean(b for _, b in both) if both else None
-    passed = bool(both) and ordered >= MIN_ORDERED * len(scores) and good - bad >= MIN_GAP
+    passed = bool(both) and ordered >= MIN_ORDERED * len(found) and good - bad >= MIN_GAP
     return JudgeCheck(judge=judge.spec, pairs=len(scores), ordered=ordered, good=good, bad=bad, passed=passed)
+
+
+def _ordered(scores: dict[str, dict[str, float | None]]) -> int:
+    return sum(1 for s in scores.values() if s.get("good") is not None and s.get("bad") is not None and s["good"] > s["bad"])

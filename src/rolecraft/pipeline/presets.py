@@ -81,7 +81,7 @@ def tiny() -> Preset:
         character_llm=False,
         sft=SFTSettings(lora_r=16, lora_alpha=32, eval_fraction=0.0),
         # Enough steps that the adapter moves: a high LoRA rate, no warm-up to spend steps at rate 0.
-        sft_config={"num_train_epochs": 6, "learning_rate": 1e-3, "warmup_steps": 0, "lr_scheduler_type": "linear",
+        sft_config={"num_train_epochs": 4, "learning_rate": 1.5e-3, "warmup_steps": 0, "lr_scheduler_type": "linear",
                     "per_device_train_batch_size": 8, "max_length": 1024, "logging_steps": 5, "save_strategy": "no"},
         faithfulness=FaithfulnessDataSettings.tiny(),
         teacher_labels=False,
@@ -89,7 +89,7 @@ def tiny() -> Preset:
         preference=PreferenceSettings(max_contexts=16, max_tokens=48),
         dpo_config={"num_train_epochs": 2, "gradient_accumulation_steps": 2, "max_length": 384},
         dpo_rank=8,
-        eval=EvalCounts(single=2, probes=1, multi=1, rounds=2, reply_tokens=48, judge_tokens=160),
+        eval=EvalCounts(single=2, probes=1, multi=1, rounds=2, reply_tokens=40, judge_tokens=112),
     )
 
 
