@@ -333,3 +333,13 @@ def test_the_judge_check_passes_a_judge_that_tells_good_from_bad_and_stops_early
     check = run_sync(check_judge(pool.get(blind), character, facts, probes, 96))
     assert not check.passed and (check.pairs, check.ordered) == (4, 0) and blind.calls == 8  # half: it could not pass
     assert "could not tell them apart" in check.text()
+
+
+def test_the_verdict_must_name_two_of_the_agents(tmp_path):
+    from rolecraft.cli import app
+
+    out = tmp_path / "ws"
+    result = CliRunner().invoke(app, ["eval", str(PROFILE), "--workspace", str(out), "--agent", "a=embedded",
+                                      "--agent", "b=embedded,profile", "--verdict", "c:a"])
+    assert result.exit_code != 0 and "--verdict c:a does not name two different agents of a, b" in str(result.exception)
+    assert not out.exists()

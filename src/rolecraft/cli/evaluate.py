@@ -108,6 +108,9 @@ def interview(
     apc: Annotated[bool, typer.Option(help="Also score every reply with APC / ΔAPC.")] = False,
     protocol: Protocol = "rolecraft",
     reference: Reference = None,
+    verdict: Annotated[Optional[str], typer.Option(
+        help="AGENT[:BASELINE]: the report opens with AGENT minus BASELINE (default: the first --agent) on the "
+             "held-out probes, with paired intervals.")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Interview one or more agents of a character on the same questions; judge; write one report."""
@@ -122,6 +125,13 @@ def interview(
         from rolecraft.errors import RolecraftError
 
         raise RolecraftError(f"agent names repeat ({', '.join(names)})", "give every --agent its own NAME=")
+    served, _, baseline = (verdict or "").partition(":")
+    baseline = baseline or names[0]
+    if verdict and (served == baseline or not {served, baseline} <= set(names)):
+        from rolecraft.errors import RolecraftError
+
+        raise RolecraftError(f"--verdict {verdict} does not name two different agents of {', '.join(names)}",
+                             "write --verdict AGENT or AGENT:BASELINE with names given by --agent NAME=...")
     reference_rubric(protocol, reference)  # the paper's files are checked before anything is written
     char, ws = _open(character, workspace)
     config = EvalConfig(
@@ -129,7 +139,7 @@ def interview(
         multi_questions=multi_questions, bank_per_topic=bank_size, bank_probes=bank_probes, single=single,
         probes=probes, multi=multi, rounds=rounds, samples=samples, judge_tokens=judge_tokens,
         reply_tokens=reply_tokens, temperature=temperature, seed=seed, run=run, apc=apc, protocol=protocol,
-        reference=reference,
+        reference=reference, served=served or None, baseline=baseline,
     )
     results = run_sync(evaluate(char, ws, config))
     _print(results, ws.path(f"eval/{run}"))
