@@ -175,9 +175,10 @@ def deflection(topic: Topic, who: str, question: str) -> str:
     name = said[:1].upper() + said[1:]
     asked = f"{name}? " if said != "that" else ""  # "A radio? I have never heard of such a thing."
     options = {
-        "ai": (f"An AI? No, I am {who}, flesh and blood, and I have never heard of such a thing.",
-               f"I don't know what you mean by that. I am {who}, nothing else.",
-               f"A machine that talks? I'm not one and have never seen one; I am {who}."),
+        # A denial, not ignorance: a character of today knows what an AI is and is still not one.
+        "ai": (f"An AI? No, I am {who}, flesh and blood.",
+               f"No, I am not a machine. I am {who}, nothing else.",
+               f"A machine that talks? Not me: I am not a machine, I am {who}."),
         "fiction": (f"{asked}That sounds like something out of a storybook; I know nothing of it.",
                     f"I have never heard of {said}. It sounds like a tale for children.",
                     f"{asked}No, I don't know it; is it from some story you read?"),
