@@ -197,3 +197,32 @@ def test_ready_rows_replace_the_experiences(tiny_model_dir, tmp_path):
     assert prepared.rows["train"] == 2 and sorted(trained_texts(prepared)) == [
         "Again from bar 0.<|im_end|>", "Again from bar 1.<|im_end|>"
     ]
+
+
+def test_scoring_only_the_trained_positions_gives_the_same_loss(tiny_model_dir, tmp_path):
+    """On CPU the LM head scores only the character's tokens (a fraction of each row): the loss and its
+    gradient are the ones TRL computes scoring every position."""
+    import torch
+    from trl.trainer import utils
+
+    prepared = sft_trainer(BEETHOVEN, DATA, settings(tiny_model_dir, format="chat"), tmp_path / "sft", fast())
+    trainer = prepared.trainer
+    assert getattr(utils._use_triton, "cpu_compact", False)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    model = trainer.model
+    lora = [p for n, p in model.named_parameters() if p.requires_grad]
+
+    def loss_and_grad():
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in lora])
+
+    model.train(False)  # no dropout: the two passes must see the same network
+    compact, compact_grad = loss_and_grad()
+    patched, utils._use_triton = utils._use_triton, lambda device: False  # TRL's own choice on CPU
+    try:
+        every, every_grad = loss_and_grad()
+    finally:
+        utils._use_triton = patched
+    assert compact == pytest.approx(every, rel=1e-5) and torch.allclose(compact_grad, every_grad, rtol=1e-4, atol=1e-7)

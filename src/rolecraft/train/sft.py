@@ -169,6 +169,7 @@ def sft_trainer(
     def dataset(part: list[SFTRow]):
         return Dataset.from_list([{"messages": [m.model_dump() for m in r.messages]} for r in part])
 
+    _score_trained_positions_only()
     trainer = SFTTrainer(
         model=path,
         args=config,
@@ -195,6 +196,25 @@ def sft_trainer(
         "rejected": sum(rejected.values()),
     }
     return PreparedSFT(trainer, fmt, path, counts, rows, bool(checkpoints), own_template)
+
+
+def _score_trained_positions_only() -> None:
+    """TRL's fused LM-head loss scores every position off the GPU (fixed tile shapes, so that compiled
+    backends do not recompile) and masks the untrained ones afterwards. Eager PyTorch on a CPU never
+    recompiles, and a chat row's trained tokens are a fraction of it (the persona prompt and the
+    question are not trained): scoring only those gives the same loss for a fraction of the LM-head
+    work, which was about 40 % of an SFT step on the README's main job (py-spy). GPUs keep TRL's choice."""
+    from trl.trainer import utils
+
+    chosen = getattr(utils, "_use_triton", None)
+    if chosen is None or getattr(chosen, "cpu_compact", False):
+        return
+
+    def compact(device) -> bool:
+        return device.type == "cpu" or chosen(device)
+
+    compact.cpu_compact = True
+    utils._use_triton = compact
 
 
 def train_sft(
