@@ -128,6 +128,11 @@ def test_user_errors(tiny_model_dir, tmp_path):
         train_dpo(f"hf:{tiny_model_dir}", [], tmp_path / "x")
     with pytest.raises(RolecraftError, match="training needs local weights"):
         train_dpo("openai:gpt@http://127.0.0.1:9/v1", [PreferenceRecord(prompt="p", chosen="a", rejected="b")], tmp_path / "x")
+    long_prompt = [Message(role="system", content="You are Liora. " * 40), Message(role="user", content="Where?")]
+    with pytest.raises(RolecraftError, match=r"all 1 preference pairs have prompts of 32 tokens or more.*raise max_length"):
+        train_dpo(f"hf:{tiny_model_dir}", [PreferenceRecord(prompt=long_prompt, chosen="Here.", rejected="There.")],
+                  tmp_path / "x", dpo_config(**{**FAST, "max_length": 32}), lora_config(r=4))
+    assert not (tmp_path / "x").exists()
     (tmp_path / "pairs.json").write_text(json.dumps([{"prompt": "p", "chosen": "a", "rejected": "b"}]))
     assert load_reference(tmp_path / "pairs.json", PreferenceRecord)[0].to_trl() == {"prompt": "p", "chosen": "a", "rejected": "b"}
 

@@ -91,7 +91,8 @@ def tiny() -> Preset:
         teacher_labels=False,
         discriminators=DiscriminatorSettings(epochs=3, min_steps=120, max_length=128, base_data=True),
         preference=PreferenceSettings(max_contexts=16, max_tokens=48),
-        dpo_config={"num_train_epochs": 2, "gradient_accumulation_steps": 2, "max_length": 384},
+        # As SFT's: a card's persona prompt alone can pass 384 tokens, and TRL drops such pairs.
+        dpo_config={"num_train_epochs": 2, "gradient_accumulation_steps": 2, "max_length": 1024},
         dpo_rank=8,
         eval=EvalCounts(single=2, probes=1, multi=1, rounds=2, reply_tokens=40, judge_tokens=112),
     )

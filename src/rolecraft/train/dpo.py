@@ -103,6 +103,11 @@ def train_dpo(
             processing_class=tokenizer,
             peft_config=peft_config,
         )
+        # TRL drops the pairs whose prompt alone fills max_length (a card's long persona prompt can).
+        if len(trainer.train_dataset) == 0:
+            raise RolecraftError(
+                f"all {len(rows)} preference pairs have prompts of {args.max_length} tokens or more, so nothing is "
+                "left to train on", "raise max_length (e.g. `-- --max_length 2048`)")
         output = show_progress(trainer, "training (DPO)").train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         trainer.model.save_pretrained(tmp, selected_adapters=["default"])
