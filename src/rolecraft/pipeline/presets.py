@@ -86,7 +86,7 @@ def tiny() -> Preset:
         # tokens long trains in a few GB (8 such rows at once took more than 24 GB).
         sft_config={"num_train_epochs": 4, "learning_rate": 1.5e-3, "warmup_steps": 0, "lr_scheduler_type": "linear",
                     "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4, "max_length": 1024,
-                    "logging_steps": 5, "save_strategy": "no"},
+                    "logging_steps": 1, "save_strategy": "no"},  # every step's loss: a small card has few
         faithfulness=FaithfulnessDataSettings.tiny(),
         teacher_labels=False,
         discriminators=DiscriminatorSettings(epochs=3, min_steps=120, max_length=128, base_data=True),
