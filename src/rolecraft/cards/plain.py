@@ -47,7 +47,7 @@ def _bracket_lines(inner: str) -> list[str]:
     """W++ (`Trait= "a", "b"` / `Trait("a" + "b")`) or PList (`Trait: a, b; Other: c`) → `Trait: a, b` lines."""
     wpp = _WPP.match(inner)
     if wpp and _QUOTED.search(wpp.group(2)):
-        return [f"{_OWNER.sub('', wpp.group(1).strip()).capitalize()}: {', '.join(_QUOTED.findall(wpp.group(2)))}"]
+        return [f"{wpp.group(1).strip().capitalize()}: {', '.join(_QUOTED.findall(wpp.group(2)))}"]  # owner already off
     lines = []
     for part in inner.split(";"):
         label, sep, value = part.partition(":")
