@@ -96,6 +96,24 @@ def test_same_request_same_output_in_fresh_instances_and_any_batch(model):
     run_sync(other.aclose())
 
 
+def test_a_prompt_read_partly_from_another_requests_cache_gives_the_same_output(model):
+    """Five requests with one long system prompt on four slots: three copy the first one's cache, the
+    fifth reuses a finished slot's. Each output equals the one of a fresh engine that read it whole."""
+    system = Message(role="system", content="You are Mira Voss, a lighthouse keeper on a grey island. " * 12)
+    questions = ["Who are you?", "What is your work?", "Describe the sea.", "Tell me about storms.", "Any family?"]
+    prompts = [[system, Message(role="user", content=q)] for q in questions]
+    params = SamplingParams(max_tokens=10, temperature=1.0, seed=3)
+    before = model.engine.prompt_tokens_read
+    together = run_sync(model.generate(prompts, params))
+    read = model.engine.prompt_tokens_read - before
+    assert read < sum(c.prompt_tokens for c in together) / 2
+    for prompt, reply in zip(prompts, together):
+        fresh = LlamaCppChatModel(model.name, batch_size=1)
+        assert run_sync(fresh.generate([prompt], params))[0].text == reply.text
+        assert fresh.engine.prompt_tokens_read == reply.prompt_tokens
+        run_sync(fresh.aclose())
+
+
 def test_stop_strings_cut_the_reply_also_when_streamed(model):
     [full] = run_sync(model.generate(CAPITAL, GREEDY))
     assert " is " in full.text

@@ -13,14 +13,13 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from rolecraft.character import Character, Source
+from rolecraft.encoder import embed
 from rolecraft.errors import RolecraftError
 from rolecraft.profile import split_paragraphs
-from rolecraft.weights import LOAD_LOCK
 
 CHARACTER_FILES = (".txt", ".md", ".json", ".png", ".charx")
 _WIKIDATA_ID = re.compile(r"^[PQ]\d+$")
@@ -143,7 +142,7 @@ def neighbours(
         return [[] for _ in characters]
     import torch
 
-    vectors = _embed([c.expand(c.description or c.full_name)[:1000] for c in characters], encoder)
+    vectors = torch.from_numpy(embed([c.expand(c.description or c.full_name)[:1000] for c in characters], encoder))
     similarity = vectors @ vectors.T
     similarity[similarity >= duplicate_above] = -torch.inf  # also the diagonal: oneself
     sharing = defaultdict(list)
@@ -156,20 +155,3 @@ def neighbours(
     return [[j for j, v in zip(row, vals) if v > -torch.inf] for row, vals in zip(order.tolist(), values.tolist())]
 
 
-def _embed(texts: list[str], encoder: str | Path | None):
-    import torch
-
-    model = _encoder(str(encoder) if encoder else "")
-    with torch.inference_mode():
-        vectors = model.encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
-    return vectors.float().cpu()
-
-
-@lru_cache(maxsize=2)
-def _encoder(path: str):
-    from sentence_transformers import SentenceTransformer
-
-    from rolecraft.llm.embedded import embedded_encoder
-
-    with LOAD_LOCK:
-        return SentenceTransformer(path or str(embedded_encoder()), device="cpu")

@@ -112,6 +112,7 @@ class Step(ABC):
     record: ClassVar[type[BaseModel] | None] = None  # rows written to `<name>.jsonl`; None: other outputs
     reads: ClassVar[tuple[type[Step], ...]] = ()
     roles: ClassVar[tuple[Role, ...]] = ()
+    trains: ClassVar[bool] = False  # trains with torch: runs on the OpenMP thread (rolecraft.compute)
 
     def __init__(self, settings: BaseModel | None = None, reads: tuple[type[Step], ...] | None = None):
         self.settings = settings

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rolecraft.encoder import embed
 from rolecraft.faithfulness.discriminators import Discriminator, Item
-from rolecraft.weights import LOAD_LOCK
 
 
 class FactRetriever:
@@ -41,21 +41,12 @@ class FactRetriever:
         self.k = k
 
     @cached_property
-    def encoder(self):
-        from sentence_transformers import SentenceTransformer
-
-        from rolecraft.llm.embedded import embedded_encoder
-
-        with LOAD_LOCK:
-            return SentenceTransformer(str(self.encoder_path or embedded_encoder()), device="cpu")
-
-    @cached_property
     def index(self) -> np.ndarray:
         """Unit-length embeddings of every fact, one row each (built on first use)."""
-        return self.encoder.encode(self.facts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        return embed(self.facts, self.encoder_path)
 
     def similarity(self, query: str) -> np.ndarray:
-        vector = self.encoder.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
+        vector = embed([query], self.encoder_path)[0]
         return self.index @ vector
 
     def shortlist(self, query: str) -> list[int]:

@@ -1,14 +1,21 @@
 """Continuous batching over llama.cpp's C API: one context, many sequences in every decode step.
 
 llama-cpp-python's `Llama` class decodes one sequence at a time. Here one worker thread keeps up to
-`slots` sequences running: each step hands every running sequence's last token (and the prompts of
-newly admitted requests) to a single `llama_decode`, then picks each sequence's next token from its
-logits (rolecraft.llm.sampling) under its JSON-schema mask (llguidance). A finished sequence frees
-its slot for the next waiting request at once, so concurrent `generate` calls share the batch.
+`slots` sequences running: each step reads the prompts of newly admitted requests, then hands every
+running sequence's last token to a single `llama_decode` and picks each sequence's next token from its
+logits (rolecraft.llm.sampling) under its JSON-schema mask (llguidance). A finished sequence frees its
+slot for the next waiting request at once, so concurrent `generate` calls share the batch.
 
-Determinism: the KV cache is split per sequence (`kv_unified=False`); llama.cpp's CPU kernels then
-compute a sequence's logits bit for bit the same whatever else shares the batch, however many threads
-run and however large the context (tests/test_llamacpp.py checks it). A request's output therefore
+Prompt reuse: a slot keeps the tokens its KV cache holds after its sequence ends, and a new request
+goes to the free slot whose cache shares the longest prefix with its prompt, or copies the cache of a
+running sequence that shares a longer one; only the rest of the prompt is read. A build's requests
+mostly share a long system prompt (the persona, the profile, a task's instructions), and reading
+prompts was most of the embedded model's time.
+
+Determinism: the KV cache is split per sequence (`kv_unified=False`), flash attention is off and each
+prompt is read in a decode of its own; llama.cpp's CPU kernels then compute a sequence's logits bit
+for bit the same whatever else runs, however many threads, however large the context and however much
+of its prompt was read for an earlier request (tests/test_llamacpp.py checks it). A request's output
 depends only on its prompt, its settings and its seed, never on how requests were batched.
 """
 
@@ -27,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from rolecraft.compute import on_compute_thread
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import Completion, SamplingParams, TokenLogprob, TopLogprob
 from rolecraft.llm.llamacpp_weights import Weights
@@ -34,9 +42,9 @@ from rolecraft.llm.sampling import TokenChooser, unpack_mask
 
 log = logging.getLogger(__name__)
 MIN_CONTEXT = 2048  # tokens per sequence; grown (powers of two) up to the model's own for longer requests
-# One decode at a time in the process: llama.cpp's worker threads spin while they wait for each
-# other, so two contexts decoding at once on the same cores slow each other down many times over.
-DECODE_LOCK = threading.Lock()
+# Prompt tokens a sequence must share with a running one before that one's whole KV stream is copied
+# (tens of MB: about what reading a few tokens costs).
+WORTH_COPYING = 32
 
 
 @dataclass
@@ -54,6 +62,8 @@ class Request:
 class _Sequence:
     request: Request
     slot: int
+    start: int  # prompt tokens already in the KV cache, read for an earlier request
+    source: int  # the slot whose cache is copied first (its prompt shares `start` tokens), or -1
     limit: int  # tokens it may still generate within its context
     chooser: TokenChooser
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
@@ -73,6 +83,8 @@ class Engine:
         self.requests: queue.Queue[Request | None] = queue.Queue()
         self.ctx: Any = None
         self.seq_tokens = 0  # context size per sequence
+        self.cached: list[list[int]] = [[] for _ in range(slots)]  # the tokens each slot's KV cache holds
+        self.prompt_tokens_read = 0  # prompt tokens decoded, the cached ones not counted
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -93,8 +105,6 @@ class Engine:
     # -- the worker thread ---------------------------------------------------------------------
 
     def _work(self) -> None:
-        import llama_cpp as lc
-
         waiting: deque[Request] = deque()
         running: dict[int, _Sequence] = {}
         feed: dict[int, int] = {}  # slot → the token to decode next
@@ -115,21 +125,17 @@ class Engine:
                 waiting.clear()
                 break
             try:
-                admitted = self._admit(waiting, running)
-                if not running:
-                    continue
-                batch = self._batch(running, feed, admitted)
-                with DECODE_LOCK:
-                    status = lc.llama_decode(self.ctx, batch)
-                if status != 0:
-                    raise RuntimeError(f"llama_decode failed ({status})")
-                for slot, index in list(self._outputs.items()):
-                    self._step(running, feed, slot, index)
+                for seq in self._admit(waiting, running):
+                    self._read_prompt(seq, running, feed)
+                if feed:
+                    for slot, index in self._decode_next(running, feed).items():
+                        self._step(running, feed, slot, index)
             except Exception as error:  # the requests in flight fail; the engine keeps serving
                 for seq in running.values():
                     seq.request.finish(error)
                 running.clear()
                 feed.clear()
+                self.cached = [[] for _ in range(self.slots)]
         self._free_context()
 
     def _free_context(self) -> None:
@@ -142,10 +148,8 @@ class Engine:
 
     def _admit(self, waiting: deque[Request], running: dict[int, _Sequence]) -> list[_Sequence]:
         """Move waiting requests into free slots, growing the context first when one needs more room."""
-        import llama_cpp as lc
 
         admitted: list[_Sequence] = []
-        budget = 0
         while waiting and len(running) < self.slots:
             request = waiting[0]
             if request.cancelled:
@@ -169,18 +173,41 @@ class Engine:
                     waiting.popleft()
                     request.finish(error)
                     continue
-            if admitted and budget + n > self.seq_tokens:
-                break  # the prompts of one step fit in one batch
+            slot, start = self._reuse(request.prompt, running)
+            source, shared = self._source(request.prompt, running, admitted)
+            if shared < start + WORTH_COPYING:
+                source, shared = -1, start
             waiting.popleft()
-            slot = min(set(range(self.slots)) - set(running))
-            lc.llama_memory_seq_rm(lc.llama_get_memory(self.ctx), slot, -1, -1)
             limit = min(request.params.max_tokens, self.seq_tokens - n)
             chooser = TokenChooser(request.params, request.prompt, self.weights.n_vocab, request.seed)
-            seq = _Sequence(request, slot, limit, chooser, logprobs=[] if request.params.logprobs is not None else None)
+            logprobs = [] if request.params.logprobs is not None else None
+            seq = _Sequence(request, slot, shared, source, limit, chooser, logprobs=logprobs)
             running[slot] = seq
             admitted.append(seq)
-            budget += n
         return admitted
+
+    def _reuse(self, prompt: list[int], running: dict[int, _Sequence]) -> tuple[int, int]:
+        """The free slot whose cache shares the longest prefix with `prompt`, and that prefix's length
+        (short of the last prompt token, whose logits the first step needs)."""
+        best, best_start = -1, -1
+        for slot in range(self.slots):
+            if slot in running:
+                continue
+            start = max(0, min(_shared_prefix(self.cached[slot], prompt), len(prompt) - 1))
+            if start > best_start:
+                best, best_start = slot, start
+        return best, best_start
+
+    def _source(self, prompt: list[int], running: dict[int, _Sequence], admitted: list[_Sequence]) -> tuple[int, int]:
+        """The running slot whose cache shares the longest prefix with `prompt` by the time this prompt is
+        read: what earlier steps left there, or the whole prompt of a request admitted before it."""
+        best, best_shared = -1, -1
+        new = {seq.slot: seq.request.prompt for seq in admitted}
+        for slot in running:
+            shared = min(_shared_prefix(new.get(slot, self.cached[slot]), prompt), len(prompt) - 1)
+            if shared > best_shared:
+                best, best_shared = slot, shared
+        return best, best_shared
 
     def _make_context(self, need: int) -> None:
         import llama_cpp as lc
@@ -194,6 +221,9 @@ class Engine:
         params.n_seq_max = self.slots
         params.n_threads = params.n_threads_batch = self.threads
         params.kv_unified = False  # a KV stream per sequence: outputs independent of batch mates
+        # Off: llama.cpp's CPU flash attention takes other paths for other query counts, so a prompt's
+        # logits would change with its batch mates and with how much of it was read before.
+        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
         self.ctx = lc.llama_init_from_model(self.weights.model, params)
         if not self.ctx:
@@ -202,30 +232,49 @@ class Engine:
             adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self.lora)
             lc.llama_set_adapters_lora(self.ctx, adapters, 1, (ctypes.c_float * 1)(1.0))
         self.seq_tokens = lc.llama_n_ctx_seq(self.ctx)
+        self.cached = [[] for _ in range(self.slots)]
         self._batch_buffer = lc.llama_batch_init(size + self.slots, 0, 1)
 
-    def _batch(self, running: dict[int, _Sequence], feed: dict[int, int], admitted: list[_Sequence]):
-        """The step's tokens: whole prompts of new sequences, one token of every other running one."""
-        batch = self._batch_buffer
-        batch.n_tokens = 0
-        self._outputs: dict[int, int] = {}  # slot → row of the logits it needs
+    def _read_prompt(self, seq: _Sequence, running: dict[int, _Sequence], feed: dict[int, int]) -> None:
+        """Bring the slot's cache to the prompt's shared prefix, read the rest alone, pick the first token."""
+        import llama_cpp as lc
 
-        def add(token: int, pos: int, slot: int, wanted: bool) -> None:
-            k = batch.n_tokens
-            batch.token[k], batch.pos[k], batch.n_seq_id[k], batch.logits[k] = token, pos, 1, wanted
-            batch.seq_id[k][0] = slot
-            if wanted:
-                self._outputs[slot] = k
-            batch.n_tokens += 1
+        memory = lc.llama_get_memory(self.ctx)
+        if seq.source >= 0:  # separate streams share nothing: the whole stream is copied, then cut
+            lc.llama_memory_seq_cp(memory, seq.source, seq.slot, -1, -1)
+        lc.llama_memory_seq_rm(memory, seq.slot, seq.start, -1)
+        prompt = seq.request.prompt
+        self.cached[seq.slot] = list(prompt)
+        self.prompt_tokens_read += len(prompt) - seq.start
+        rows = self._decode([(prompt[pos], pos, seq.slot) for pos in range(seq.start, len(prompt))])
+        self._step(running, feed, seq.slot, rows[seq.slot])
 
-        for seq in admitted:
-            for pos, token in enumerate(seq.request.prompt):
-                add(token, pos, seq.slot, pos == len(seq.request.prompt) - 1)
+    def _decode_next(self, running: dict[int, _Sequence], feed: dict[int, int]) -> dict[int, int]:
+        """One token of every running sequence in one decode; slot → row of its logits."""
+        tokens = [(token, len(running[slot].request.prompt) + len(running[slot].tokens) - 1, slot) for slot, token in feed.items()]
         for slot, token in feed.items():
-            seq = running[slot]
-            add(token, len(seq.request.prompt) + len(seq.tokens) - 1, slot, True)
+            self.cached[slot].append(token)
         feed.clear()
-        return batch
+        return self._decode(tokens)
+
+    def _decode(self, tokens: list[tuple[int, int, int]]) -> dict[int, int]:
+        """Decode (token, position, slot) triples, logits for each slot's last one."""
+        import llama_cpp as lc
+
+        batch = self._batch_buffer
+        batch.n_tokens = len(tokens)
+        rows: dict[int, int] = {}
+        for k, (token, pos, slot) in enumerate(tokens):
+            batch.token[k], batch.pos[k], batch.n_seq_id[k], batch.logits[k] = token, pos, 1, False
+            batch.seq_id[k][0] = slot
+            rows[slot] = k
+        for k in rows.values():
+            batch.logits[k] = True
+        # On the process's one OpenMP thread (rolecraft.compute): one decode at a time, one team of threads.
+        status = on_compute_thread(lc.llama_decode, self.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed ({status})")
+        return rows
 
     def _step(self, running: dict[int, _Sequence], feed: dict[int, int], slot: int, index: int) -> None:
         import llama_cpp as lc
@@ -292,3 +341,8 @@ class Engine:
 
         top = [TopLogprob(token=text(t), logprob=lp) for t, lp in choice.top or []]
         return TokenLogprob(token=text(token), logprob=choice.logprob, top_logprobs=top)
+
+
+def _shared_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)

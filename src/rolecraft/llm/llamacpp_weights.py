@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,10 +14,7 @@ from rolecraft.weights import LOAD_LOCK
 
 
 def llama_cpp():
-    """The llama_cpp module. llama.cpp's threads meet at an OpenMP barrier after every operation; a
-    spinning wait turns a busy machine's time slices into seconds per token, a passive one costs
-    little. OpenMP reads the policy once, when the first library using it loads (torch shares it)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """The llama_cpp module (its OpenMP wait is set when rolecraft is imported: see rolecraft/__init__)."""
     import llama_cpp
 
     return llama_cpp

@@ -13,6 +13,7 @@ step's own numbers (`info`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -24,13 +25,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from rolecraft.character import Character
+from rolecraft.compute import on_compute_thread
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import run_sync
 from rolecraft.llm.pool import ModelPool
 from rolecraft.memory import release_memory
 from rolecraft.progress import console
 from rolecraft.quiet import log_to
-from rolecraft.step import Context, Models, Step
+from rolecraft.step import Context, Models, Output, Step
 from rolecraft.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -152,7 +154,7 @@ async def _run(step: Step, ctx: Context, key: str) -> StepRun:
     ws = ctx.workspace
     before, started = _usage(ctx), time.monotonic()
     with _PeakMemory() as memory:
-        out = await step.run(ctx)
+        out = await (_on_compute_thread(step, ctx) if step.trains else step.run(ctx))
     release_memory()
     run = StepRun(
         name=step.name, cached=False, seconds=round(time.monotonic() - started, 1),
@@ -173,6 +175,12 @@ async def _run(step: Step, ctx: Context, key: str) -> StepRun:
         kept = f"kept {run.rows}, " if run.rows is not None else ""
         console.print(f"[yellow]{step.name}: {kept}rejected {sum(out.rejections.values())} ({out.rejections.summary()})")
     return run
+
+
+async def _on_compute_thread(step: Step, ctx: Context) -> Output:
+    """`step.run(ctx)` on the process's one OpenMP thread (rolecraft.compute): torch's worker threads,
+    started anywhere else and left behind, would halve llama.cpp's decoding speed for the rest of the build."""
+    return await asyncio.to_thread(on_compute_thread, asyncio.run, step.run(ctx))
 
 
 def context(workspace: Workspace, models: Models) -> Context:

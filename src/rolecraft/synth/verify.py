@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from rolecraft.encoder import embed
 from rolecraft.language import en
-from rolecraft.weights import LOAD_LOCK
 
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|(?i:me|my|mine|myself|we|our|us))\b")
@@ -131,19 +130,8 @@ class NearDuplicates:
         self.threshold = threshold
         self.encoder_path = encoder
 
-    @cached_property
-    def encoder(self):
-        from sentence_transformers import SentenceTransformer
-
-        from rolecraft.llm.embedded import embedded_encoder
-
-        with LOAD_LOCK:
-            return SentenceTransformer(str(self.encoder_path or embedded_encoder()), device="cpu")
-
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        return self.encoder.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        return embed(texts, self.encoder_path)
 
     def near(self, texts: Sequence[str], others: Sequence[str]) -> list[bool]:
         """For each text, whether one of `others` says nearly the same."""

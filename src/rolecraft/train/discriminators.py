@@ -225,6 +225,7 @@ class DiscriminatorsStep(Step):
     skips: no DPO, no APC in the evaluation."""
 
     name = "discriminators"
+    trains = True
     record = TrainReport
     reads = (RelevanceStep, NLILabelsStep)
 

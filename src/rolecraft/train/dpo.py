@@ -140,6 +140,7 @@ class DPOStep(Step):
     adapter (a name under adapters/ or a folder) when it exists."""
 
     name = "dpo"
+    trains = True
     reads = (PreferenceStep,)
     roles = ("student",)
 

@@ -290,6 +290,7 @@ class SFTStep(Step):
     it trained on, so exports never re-derive them."""
 
     name = "sft"
+    trains = True
     record = SFTRow
     reads = (ExperiencesStep, ProtectiveStep)
     roles = ("student",)
