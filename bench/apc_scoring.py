@@ -161,6 +161,7 @@ def main() -> None:
     if args.quick:
         args.statements, args.queries, args.facts, args.rounds, args.no_write = 20, 10, 100, 2, True
 
+    from rolecraft.encoder import embed
     from rolecraft.faithfulness.apc import APCScorer
     from rolecraft.faithfulness.discriminators import ClassifierDiscriminator, Item, pair_text
     from rolecraft.faithfulness.engines import onnx_runtime_installed, resolve_engine
@@ -257,7 +258,7 @@ def main() -> None:
         want, seconds = timed(lambda: full.search(q, 5))
         full_ms.append(seconds * 1000)
         overlap.append(len(set(got) & set(want)) / 5)
-    vector = retriever.encoder.encode([probe[0]], normalize_embeddings=True)[0]
+    vector = embed([probe[0]])[0]
     t = time.perf_counter()
     for _ in range(1000):
         (retriever.index @ vector).argpartition(-50)

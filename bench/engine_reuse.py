@@ -11,7 +11,7 @@ examples/mira-voss.txt, 32 questions, 40 sampled tokens each):
 the outputs of both must be identical, bit for bit (checked here too).
 
 `--threads-check` adds the OpenMP variants behind rolecraft.compute, 27 replies each: the build's
-setting; `OMP_WAIT_POLICY=PASSIVE` (what rolecraft set before); a torch computation on two threads run
+setting; the passive wait (what rolecraft set before); a torch computation on two threads run
 first on the main thread (its worker team left behind); and the same torch computation on the compute
 thread. Ends with `speedup X.X× (reuse vs cold)`.
 """
@@ -27,19 +27,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}  # GOMP_SPINCOUNT, when set, overrides the policy's spin
 
 
 def workload(variant: str, n: int, slots: int) -> dict:
     import asyncio
 
-    import rolecraft.llm.llamacpp_engine as engine
+    import rolecraft.llm.llamacpp_prefix as prefix
     from rolecraft.llm import Message, SamplingParams
     from rolecraft.llm.embedded import embedded_q8
     from rolecraft.llm.llamacpp import LlamaCppChatModel
 
-    if variant == "cold":  # every prompt read whole, in a slot of its own choosing
-        engine.Engine._reuse = lambda self, prompt, running: (min(set(range(self.slots)) - set(running)), 0)
-        engine.Engine._source = lambda self, prompt, running, admitted: (-1, -1)
+    if variant == "cold":  # every prompt read whole, in the first free slot
+        prefix.SlotCaches.place = lambda self, prompt, busy, reading: (min(set(range(len(self.tokens))) - set(busy)), -1, 0)
     if variant == "torch-main" or variant == "torch-compute":
         import torch
 
@@ -87,7 +87,7 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     rows = [in_process("cold", args.n, args.slots), in_process("reuse", args.n, args.slots)]
     if args.threads_check:
-        rows += [in_process("reuse", args.n, args.slots, {"OMP_WAIT_POLICY": "PASSIVE"}) | {"variant": "reuse, OMP_WAIT_POLICY=PASSIVE"},
+        rows += [in_process("reuse", args.n, args.slots, PASSIVE) | {"variant": "reuse, passive wait (rolecraft before)"},
                  in_process("torch-main", args.n, args.slots), in_process("torch-compute", args.n, args.slots)]
     print("| variant | seconds | prompt tokens | read | completion tokens | tokens / s |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -37,14 +37,12 @@ import numpy as np
 from rolecraft.compute import on_compute_thread
 from rolecraft.errors import RolecraftError
 from rolecraft.llm.base import Completion, SamplingParams, TokenLogprob, TopLogprob
+from rolecraft.llm.llamacpp_prefix import SlotCaches
 from rolecraft.llm.llamacpp_weights import Weights
 from rolecraft.llm.sampling import TokenChooser, unpack_mask
 
 log = logging.getLogger(__name__)
 MIN_CONTEXT = 2048  # tokens per sequence; grown (powers of two) up to the model's own for longer requests
-# Prompt tokens a sequence must share with a running one before that one's whole KV stream is copied
-# (tens of MB: about what reading a few tokens costs).
-WORTH_COPYING = 32
 
 
 @dataclass
@@ -83,7 +81,7 @@ class Engine:
         self.requests: queue.Queue[Request | None] = queue.Queue()
         self.ctx: Any = None
         self.seq_tokens = 0  # context size per sequence
-        self.cached: list[list[int]] = [[] for _ in range(slots)]  # the tokens each slot's KV cache holds
+        self.cached = SlotCaches(slots)
         self.prompt_tokens_read = 0  # prompt tokens decoded, the cached ones not counted
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -135,7 +133,7 @@ class Engine:
                     seq.request.finish(error)
                 running.clear()
                 feed.clear()
-                self.cached = [[] for _ in range(self.slots)]
+                self.cached.clear()
         self._free_context()
 
     def _free_context(self) -> None:
@@ -173,41 +171,15 @@ class Engine:
                     waiting.popleft()
                     request.finish(error)
                     continue
-            slot, start = self._reuse(request.prompt, running)
-            source, shared = self._source(request.prompt, running, admitted)
-            if shared < start + WORTH_COPYING:
-                source, shared = -1, start
+            slot, source, start = self.cached.place(request.prompt, running, {a.slot: a.request.prompt for a in admitted})
             waiting.popleft()
             limit = min(request.params.max_tokens, self.seq_tokens - n)
             chooser = TokenChooser(request.params, request.prompt, self.weights.n_vocab, request.seed)
             logprobs = [] if request.params.logprobs is not None else None
-            seq = _Sequence(request, slot, shared, source, limit, chooser, logprobs=logprobs)
+            seq = _Sequence(request, slot, start, source, limit, chooser, logprobs=logprobs)
             running[slot] = seq
             admitted.append(seq)
         return admitted
-
-    def _reuse(self, prompt: list[int], running: dict[int, _Sequence]) -> tuple[int, int]:
-        """The free slot whose cache shares the longest prefix with `prompt`, and that prefix's length
-        (short of the last prompt token, whose logits the first step needs)."""
-        best, best_start = -1, -1
-        for slot in range(self.slots):
-            if slot in running:
-                continue
-            start = max(0, min(_shared_prefix(self.cached[slot], prompt), len(prompt) - 1))
-            if start > best_start:
-                best, best_start = slot, start
-        return best, best_start
-
-    def _source(self, prompt: list[int], running: dict[int, _Sequence], admitted: list[_Sequence]) -> tuple[int, int]:
-        """The running slot whose cache shares the longest prefix with `prompt` by the time this prompt is
-        read: what earlier steps left there, or the whole prompt of a request admitted before it."""
-        best, best_shared = -1, -1
-        new = {seq.slot: seq.request.prompt for seq in admitted}
-        for slot in running:
-            shared = min(_shared_prefix(new.get(slot, self.cached[slot]), prompt), len(prompt) - 1)
-            if shared > best_shared:
-                best, best_shared = slot, shared
-        return best, best_shared
 
     def _make_context(self, need: int) -> None:
         import llama_cpp as lc
@@ -232,7 +204,7 @@ class Engine:
             adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self.lora)
             lc.llama_set_adapters_lora(self.ctx, adapters, 1, (ctypes.c_float * 1)(1.0))
         self.seq_tokens = lc.llama_n_ctx_seq(self.ctx)
-        self.cached = [[] for _ in range(self.slots)]
+        self.cached.clear()
         self._batch_buffer = lc.llama_batch_init(size + self.slots, 0, 1)
 
     def _read_prompt(self, seq: _Sequence, running: dict[int, _Sequence], feed: dict[int, int]) -> None:
@@ -244,7 +216,7 @@ class Engine:
             lc.llama_memory_seq_cp(memory, seq.source, seq.slot, -1, -1)
         lc.llama_memory_seq_rm(memory, seq.slot, seq.start, -1)
         prompt = seq.request.prompt
-        self.cached[seq.slot] = list(prompt)
+        self.cached.tokens[seq.slot] = list(prompt)
         self.prompt_tokens_read += len(prompt) - seq.start
         rows = self._decode([(prompt[pos], pos, seq.slot) for pos in range(seq.start, len(prompt))])
         self._step(running, feed, seq.slot, rows[seq.slot])
@@ -253,7 +225,7 @@ class Engine:
         """One token of every running sequence in one decode; slot → row of its logits."""
         tokens = [(token, len(running[slot].request.prompt) + len(running[slot].tokens) - 1, slot) for slot, token in feed.items()]
         for slot, token in feed.items():
-            self.cached[slot].append(token)
+            self.cached.tokens[slot].append(token)
         feed.clear()
         return self._decode(tokens)
 
@@ -342,7 +314,3 @@ class Engine:
         top = [TopLogprob(token=text(t), logprob=lp) for t, lp in choice.top or []]
         return TokenLogprob(token=text(token), logprob=choice.logprob, top_logprobs=top)
 
-
-def _shared_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    return next((i for i in range(n) if a[i] != b[i]), n)
