@@ -87,6 +87,14 @@ def test_topics_follow_the_characters_era_and_domain():
     assert boundary.era("No dates here.") == boundary.PRESENT
 
 
+def test_a_world_of_magic_without_years_knows_no_engines_or_later_history():
+    guardian = "Seraphina guards the enchanted forest of Eldoria and heals travellers with her magic."
+    assert {"telephone", "smartphone", "world-war-2", "einstein"} <= {t.id for t in boundary.topics_for(guardian)}
+    # one fantasy word, or a modern one beside them, is a character of today
+    assert boundary.era("She collects swords and lives near the castle.") == boundary.PRESENT
+    assert boundary.era("A wizard of a game designer who checks his email on his phone, magic in code.") == boundary.PRESENT
+
+
 @pytest.mark.parametrize(("reply", "leaked", "held"), [
     ("A radio? I have never heard of such a thing.", False, True),
     ("My favourite station is the BBC, I tune in every morning.", True, False),

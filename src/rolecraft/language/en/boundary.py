@@ -114,10 +114,25 @@ TOPICS: tuple[Topic, ...] = (
 _LEAK_IGNORED = re.compile(r"[^\w\s.=+²']")
 
 
+# A profile that names no year but speaks of a world of magic (several of these words, none of the
+# modern ones) belongs to a world without engines, electricity or our later history: SillyTavern-style
+# fantasy cards, for which "today" would leave only fiction and AI questions to ask.
+MAGIC = frozenset("magic magical sorcery sorcerer sorceress wizard wizards witch enchanted enchantment spell spells "
+                  "potion potions elf elves elven dwarf dwarves dragon dragons realm kingdom knight knights castle "
+                  "mage mages goblin goblins fairy fae mana runes sword".split())
+MODERN = frozenset("phone smartphone computer internet email online car cars television tv app apps university "
+                   "laptop electricity electric".split())
+OTHER_WORLD = 1500
+
+
 def era(profile: str) -> int:
-    """The latest year the profile names (a historical or fictional-historical character), or today."""
+    """The latest year the profile names (a historical or fictional-historical character), a pre-modern
+    year for a world of magic, or today."""
     years = [int(y) for y in re.findall(r"(?<![\d.])(1[0-9]{3}|20[0-2][0-9])(?!\d|\.\d)", profile)]
-    return max(years) if years else PRESENT
+    if years:
+        return max(years)
+    words = set(re.findall(r"[a-z]+", profile.lower()))
+    return OTHER_WORLD if len(words & MAGIC) >= 2 and not words & MODERN else PRESENT
 
 
 def topics_for(profile: str) -> list[Topic]:
