@@ -57,7 +57,7 @@ def current_rss_mb() -> float:
 
 def workload(quick: bool):
     """(free-text chats, [(name, schema model, chats)]) from the pipeline's prompt builders."""
-    from rolecraft.agent.prompt import chat_system_prompt
+    from rolecraft.formats.persona import chat_system_prompt
 
     from rolecraft.cards import load_character
     from rolecraft.eval.judges import Case, CharacterLLM, reasoning_chars, verdict_schema
