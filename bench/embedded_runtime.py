@@ -57,11 +57,10 @@ def current_rss_mb() -> float:
 
 def workload(quick: bool):
     """(free-text chats, [(name, schema model, chats)]) from the pipeline's prompt builders."""
-    from rolecraft.formats.persona import chat_system_prompt
-
     from rolecraft.cards import load_character
     from rolecraft.eval.judges import Case, CharacterLLM, reasoning_chars, verdict_schema
     from rolecraft.formats.experience import Scene
+    from rolecraft.formats.persona import chat_system_prompt
     from rolecraft.llm import Message
     from rolecraft.llm.structured import token_limit
     from rolecraft.synth.experiences import ExperienceSettings, experience_prompt, script_schema

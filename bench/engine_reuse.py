@@ -45,9 +45,14 @@ def workload(variant: str, n: int, slots: int) -> dict:
 
         from rolecraft.compute import on_compute_thread
 
+        def work():  # leaves a team of OpenMP threads behind on the thread that runs it
+            return torch.ones(300, 300) @ torch.ones(300, 300)
+
         torch.set_num_threads(2)
-        work = lambda: torch.ones(300, 300) @ torch.ones(300, 300)  # noqa: E731
-        work() if variant == "torch-main" else on_compute_thread(work)
+        if variant == "torch-main":
+            work()
+        else:
+            on_compute_thread(work)
     model = LlamaCppChatModel(str(embedded_q8()), batch_size=slots)
     persona = "You are Mira Voss. " + (ROOT / "examples" / "mira-voss.txt").read_text()[:1500]
     conversations = [[Message(role="system", content=persona),

@@ -26,4 +26,3 @@ def on_compute_thread(fn: Callable[..., T], *args, **kwargs) -> T:
     if getattr(_here, "compute", False):
         return fn(*args, **kwargs)
     return _thread.submit(fn, *args, **kwargs).result()
-

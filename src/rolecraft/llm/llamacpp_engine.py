@@ -146,7 +146,6 @@ class Engine:
 
     def _admit(self, waiting: deque[Request], running: dict[int, _Sequence]) -> list[_Sequence]:
         """Move waiting requests into free slots, growing the context first when one needs more room."""
-
         admitted: list[_Sequence] = []
         while waiting and len(running) < self.slots:
             request = waiting[0]
@@ -313,4 +312,3 @@ class Engine:
 
         top = [TopLogprob(token=text(t), logprob=lp) for t, lp in choice.top or []]
         return TokenLogprob(token=text(token), logprob=choice.logprob, top_logprobs=top)
-

@@ -26,13 +26,15 @@ class SlotCaches:
         """(free slot, slot to copy from or -1, prompt tokens already cached there). `busy`: slots with
         a running sequence; `reading`: slot → prompt of those admitted this step (read before this one)."""
         busy = set(busy)
-        free = [(usable(self.tokens[s], prompt), -s) for s in range(len(self.tokens)) if s not in busy]
-        start, slot = max(free)
-        running = [(usable(reading.get(s, self.tokens[s]), prompt), -s) for s in busy]
-        shared, source = max(running, default=(-1, 1))
-        if shared >= start + WORTH_COPYING:
-            return -slot, -source, shared
-        return -slot, -1, start
+
+        def held(s: int) -> int:
+            return usable(reading.get(s, self.tokens[s]), prompt)
+
+        slot = max((s for s in range(len(self.tokens)) if s not in busy), key=held)  # lowest of equals
+        source = max(sorted(busy), key=held, default=-1)
+        if source >= 0 and held(source) >= held(slot) + WORTH_COPYING:
+            return slot, source, held(source)
+        return slot, -1, held(slot)
 
 
 def usable(cached: list[int], prompt: list[int]) -> int:
