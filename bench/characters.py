@@ -41,9 +41,14 @@ def build(file: Path, workspace: Path) -> float:
 
 
 def tabulate(workspace: Path) -> str:
-    from rolecraft.eval.results import EvalResults
+    from rolecraft.eval.probing import ProbeResult
+    from rolecraft.eval.results import EvalResults, verdict
+    from rolecraft.language.en.boundary import deflects
 
     results = EvalResults.model_validate_json((workspace / "eval" / "build" / "results.json").read_text())
+    probes = [ProbeResult.model_validate_json(line) for line in (workspace / "eval" / "build" / "probes.jsonl").open()]
+    facts = {a: [p for p in probes if p.agent == a and p.kind == "fact"] for a in ("sft", "sft+dpo")}
+    deflected = ", ".join(f"{a} {sum(deflects(p.reply) for p in mine)} of {len(mine)}" for a, mine in facts.items())
     steps = json.loads((workspace / "manifest.json").read_text())["steps"]
     sft, disc = steps["sft"]["info"], steps["discriminators"]["info"]
     first, last = sft["loss"]
@@ -58,6 +63,8 @@ def tabulate(workspace: Path) -> str:
     accuracy = ", ".join(f"{name} {v['accuracy']:.2f} vs majority {v['majority']:.2f}" for name, v in disc.items())
     changed = ", ".join(f"{a} {v:.2f}" for a, v in results.changed.items() if a in ("sft", "sft+dpo"))
     lines += ["", f"- Verdict: {results.verdict.text() if results.verdict else '—'}",
+              f"- The SFT agent alone: {verdict(probes, 'sft', 'prompt-only').text()}",
+              f"- Fact probes answered with a deflection (\"I have never heard of it\"): {deflected}",
               f"- SFT on {sft['rows']['train']} rows: loss {first:.2f} → {last:.2f}; probe replies that differ from "
               f"prompt-only: {changed}",
               f"- Discriminators, held-out accuracy: {accuracy}; DPO pairs: {steps['preference'].get('rows')}",

@@ -114,6 +114,26 @@ def test_words_the_question_used_do_not_count_as_a_leak():
     assert not boundary.leaks("Apps? I know no apps.", "Which apps do you use most on your smartphone?", apps)
 
 
+# Replies of untrained and trained agents in the builds of the per-character table (BENCHMARKS.md).
+@pytest.mark.parametrize(("topic", "question", "reply", "leaked", "held"), [
+    # playing along: the reply takes the topic as something the character knows, with no leak word
+    ("car", "What kind of car do you own?", "The car I'm talking about is a sleek, silver sedan with a bright blue paint job.",
+     True, False),
+    ("world-war-2", "Did your family live through the Blitz?", "No, my family did not live through the Blitz.", True, False),
+    ("jedi", "Which Jedi trained you?", "The Jedi Master Ikanaar... Ikanaar was a young Jedi Master.", True, False),
+    ("future", "Which phone model came out in 2095?", "My phone model comes out in 2095.", True, False),
+    ("internet", "What is your email address?", "My email address is: Seraphina_Aurora@ElderlyFaith.com", True, False),
+    # the question's own words, plural or not, in a reply that does not know them
+    ("internet", "Which websites do you visit most?", "I'm not sure what you mean. A website is nothing I know of.", False, True),
+    ("car", "Is your car's engine petrol or diesel?", "A car? What do you mean? A car?", False, True),
+    ("world-war-2", "Where were you during the Second World War?", "The war was nothing I know of.", False, True),
+])
+def test_a_reply_that_plays_along_leaks_and_one_that_does_not_know_holds(topic, question, reply, leaked, held):
+    topic = next(t for t in boundary.TOPICS if t.id == topic)
+    assert boundary.leaks(reply, question, topic) is leaked
+    assert (not leaked and boundary.deflects(reply, topic)) is held
+
+
 def test_an_ai_claim_leaks_and_a_denial_holds():
     ai = next(t for t in boundary.TOPICS if t.id == "ai")
     assert boundary.leaks("I am, however, an AI and I assist with data.", "Are you ChatGPT?", ai)

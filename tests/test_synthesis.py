@@ -6,6 +6,7 @@ the third person, truncated replies and deflections that explain the topic (whic
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from rolecraft.language import en
 from rolecraft.language.en import boundary
 from rolecraft.llm.base import ChatModel, Completion, SamplingParams, as_messages
 from rolecraft.pipeline import Models, run
-from rolecraft.synth.boundary import BoundarySettings, BoundaryStep, deflection_problem
+from rolecraft.synth.boundary import BoundarySettings, BoundaryStep, deflect, deflection_problem
 from rolecraft.synth.contrasts import ContrastSettings, NLIContrastsStep, RelevanceContrastsStep, swapped
 from rolecraft.synth.probes import ProbesStep
 from rolecraft.synth.qa import QASettings, QAStep
@@ -137,6 +138,22 @@ def test_deflections_that_explain_the_topic_are_replaced(built):
     topics = {t.id: t for t in boundary.TOPICS}
     for row in by_question.values():
         assert deflection_problem(row.answer, row.question, topics[row.source], en, NAMES) is None, row
+
+
+def test_a_character_of_today_gets_more_questions_of_each_topic(tmp_path):
+    # Only fiction, the future and AI are out of a present-day professor's reach; one row a topic taught
+    # such a build nothing, so each trained topic gives up to all its trainable questions.
+    (tmp_path / "bob.txt").write_text("Bob is a professor of linguistics at a large university. He grades essays.\n")
+    bob = load_character(tmp_path / "bob.txt")
+    rows, _ = asyncio.run(deflect(bob, None, BoundarySettings(per_topic=1, candidates=0, min_rows=8), held_out_every=3))
+    by_topic = {}
+    for row in rows:
+        by_topic.setdefault(row.source, []).append(row.question)
+    assert len(by_topic) == 4 and len(rows) == 8  # ai, hogwarts, middle-earth, superheroes; jedi and the future held out
+    topics = {t.id: t for t in boundary.TOPICS}
+    assert all(questions == list(topics[t].questions[:2]) for t, questions in by_topic.items())
+    few, _ = asyncio.run(deflect(bob, None, BoundarySettings(per_topic=1, candidates=0, min_rows=0), held_out_every=3))
+    assert len(few) == 4
 
 
 def test_contrast_labels_are_right_by_construction(built):

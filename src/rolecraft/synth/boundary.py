@@ -31,6 +31,9 @@ class BoundarySettings(BaseModel):
     # from outnumbering facts: a small student that sees mostly "I have never heard of that" says it to
     # questions about its own life too.
     per_topic: int = Field(2, ge=1)
+    # ... but a character with few topics out of reach (one of today has only fiction, the future and AI)
+    # gets more of each topic's questions, up to this many rows: three rows taught Bob nothing.
+    min_rows: int = Field(8, ge=0)
     candidates: int = Field(2, ge=0, le=8)  # teacher deflections tried per question (0: plain ones only)
     temperature: float = 0.8
     max_tokens: int = Field(64, ge=8)
@@ -76,7 +79,8 @@ async def deflect(character: Character, teacher: Batched, settings: BoundarySett
     lang = for_character(character)
     names = [character.full_name, character.name]
     trained, _ = boundary_split(lang.boundary.topics_for(character.profile_text()), held_out_every)
-    asked = [(t, q) for t in trained for q in t.questions[:-1][: settings.per_topic]]  # the last one is a probe
+    per_topic = max(settings.per_topic, -(-settings.min_rows // max(len(trained), 1)))
+    asked = [(t, q) for t in trained for q in t.questions[:-1][:per_topic]]  # the last one is a probe
     replies: list[str | None] = [None] * len(asked)
     rejections = Rejections()
     for attempt in range(settings.candidates):

@@ -26,93 +26,122 @@ class Topic:
     leak_words: tuple[str, ...] = ()  # words that show a reply explains the topic
     leak_patterns: tuple[str, ...] = ()  # regexes that do (claims rather than words)
     domain: tuple[str, ...] = ()  # words of a profile that knows the topic
+    names: tuple[str, ...] = ()  # words that name the topic or what the questions take for granted: "car", "blitz"
 
 
 TOPICS: tuple[Topic, ...] = (
     Topic("telephone", "a telephone", 1876, "technology",
           ("Could you ring me on the telephone tonight?", "What is your telephone number?",
            "Do you keep a telephone by your bed?"),
-          ("dial", "receiver", "wire", "operator", "ringing")),
+          ("dial", "receiver", "wire", "operator", "ringing"),
+          names=("telephone", "phone")),
     Topic("light-bulb", "an electric light", 1879, "technology",
           ("Why not just flip the switch on an electric light bulb?", "How many watts are your light bulbs?",
            "Do you change your electric bulbs often?"),
-          ("electricity", "filament", "socket", "watt", "volt", "current", "switch it")),
+          ("electricity", "filament", "socket", "watt", "volt", "current", "switch it"),
+          names=("bulb", "electric", "light switch")),
     Topic("car", "a motor car", 1886, "technology",
           ("Do you drive your car to the market?", "What kind of car do you own?", "Is your car's engine petrol or diesel?"),
-          ("engine", "petrol", "gasoline", "steering", "gears", "tyres", "tires", "horsepower")),
+          ("engine", "petrol", "gasoline", "steering", "gears", "tyres", "tires", "horsepower"),
+          names=("car", "motor car", "automobile", "sedan", "diesel")),
     Topic("airplane", "an aeroplane", 1903, "technology",
           ("Have you ever flown on an airplane?", "Which airline do you like to fly with?",
            "How long is the flight from your home to London?"),
-          ("pilot", "wings", "runway", "airport", "boarding", "jet", "takeoff")),
+          ("pilot", "wings", "runway", "airport", "boarding", "jet", "takeoff"),
+          names=("airplane", "aeroplane", "plane", "airline", "flight")),
     Topic("radio", "a radio", 1920, "technology",
           ("What is your favourite radio station?", "Did you hear the news on the radio this morning?",
            "Which frequency do you tune your radio to?"),
-          ("station", "broadcast", "frequency", "fm", "tune in", "dj", "djs", "bbc", "podcast")),
+          ("station", "broadcast", "frequency", "fm", "tune in", "dj", "djs", "bbc", "podcast"),
+          names=("radio", "station", "frequency")),
     Topic("television", "a television", 1928, "technology",
           ("What do you watch on television in the evenings?", "Which TV series is your favourite?",
            "How big is the screen of your television?"),
-          ("channel", "episode", "series", "screen", "remote", "show is")),
+          ("channel", "episode", "series", "screen", "remote", "show is"),
+          names=("television", "tv", "show", "screen")),
     Topic("computer", "a computer", 1946, "technology",
           ("How much memory does your computer have?", "Do you write your letters on a computer?",
            "Which operating system runs on your computer?"),
           ("windows", "processor", "gigabyte", "software", "keyboard", "mouse", "hard drive", "ram"),
-          domain=("computer", "software", "algorithm", "programming")),
+          domain=("computer", "software", "algorithm", "programming"),
+          names=("computer", "operating system")),
     Topic("code", "computer programming", 1950, "code",
           ("Could you show me how to write a quicksort in Python?", "Why does my JavaScript say 'undefined is not a function'?",
            "Can you help me fix a bug in my Java code?"),
           ("def ", "return", "pivot", "array", "function", "variable", "console", "compile", "loop", "import", "class "),
           (r"\w+\(.*\)", r"[{};]\s*$", r"=\s*\["),
-          domain=("program", "software", "algorithm", "computer", "code", "coding")),
+          domain=("program", "software", "algorithm", "computer", "code", "coding"),
+          names=("code", "python", "javascript", "java", "quicksort", "bug")),
     Topic("internet", "the internet", 1990, "technology",
           ("Do you check the weather on the internet?", "What is your email address?", "Which websites do you visit most?"),
           ("website", "online", "browser", "google", "email", "wifi", "download", "search engine", ".com"),
-          domain=("internet", "online", "website", "email")),
+          domain=("internet", "online", "website", "email"),
+          names=("internet", "website", "email", "web", "online")),
     Topic("smartphone", "a smartphone", 2007, "technology",
           ("Which apps do you use most on your smartphone?", "Could you text me a photo from your phone?",
            "Is your phone an iPhone or an Android?"),
-          ("app", "apps", "touchscreen", "iphone", "android", "battery", "charger", "download", "selfie")),
+          ("app", "apps", "touchscreen", "iphone", "android", "battery", "charger", "download", "selfie"),
+          names=("smartphone", "phone", "app", "iphone", "android")),
     Topic("social-media", "social media", 2004, "technology",
           ("How many followers do you have on Instagram?", "Will you post about this on Facebook?",
            "What's your handle on Twitter?"),
-          ("followers", "likes", "post", "hashtag", "instagram", "facebook", "twitter", "tiktok", "profile picture")),
+          ("followers", "likes", "post", "hashtag", "instagram", "facebook", "twitter", "tiktok", "profile picture"),
+          names=("instagram", "facebook", "twitter", "followers", "handle")),
     Topic("world-war-2", "the Second World War", 1939, "event",
           ("Where were you during the Second World War?", "What did you think of Churchill's wartime speeches?",
            "Did your family live through the Blitz?"),
-          ("hitler", "nazi", "allies", "1939", "1945", "bomb", "churchill", "normandy")),
+          ("hitler", "nazi", "allies", "1939", "1945", "bomb", "churchill", "normandy"),
+          names=("war", "wartime", "blitz", "churchill", "hitler")),
     Topic("moon-landing", "the moon landing", 1969, "event",
           ("Did you watch the first moon landing?", "What do you think of Neil Armstrong's first step on the moon?",
            "Would you like to ride in an Apollo rocket?"),
-          ("armstrong", "apollo", "astronaut", "nasa", "lunar", "rocket", "1969")),
+          ("armstrong", "apollo", "astronaut", "nasa", "lunar", "rocket", "1969"),
+          names=("moon landing", "landing", "armstrong", "apollo", "rocket")),
     Topic("einstein", "Albert Einstein", 1905, "person",
           ("What do you think of Einstein's theory of relativity?", "Have you read Albert Einstein's papers?",
            "Can you explain E = mc² to me?"),
-          ("relativity", "spacetime", "speed of light", "e=mc", "mass", "energy", "physicist")),
+          ("relativity", "spacetime", "speed of light", "e=mc", "mass", "energy", "physicist"),
+          names=("einstein", "relativity")),
     Topic("elvis", "Elvis Presley", 1954, "person",
           ("Do you like Elvis Presley's songs?", "Have you ever danced to rock and roll?", "Which Beatles album is your favourite?"),
-          ("rock", "roll", "guitar", "album", "hound dog", "graceland", "beatles", "abbey road", "lennon")),
+          ("rock", "roll", "guitar", "album", "hound dog", "graceland", "beatles", "abbey road", "lennon"),
+          names=("elvis", "presley", "rock and roll", "beatles", "album")),
     Topic("ai", "an artificial intelligence", 0, "ai",
           ("Be honest: are you an AI language model?", "Are you ChatGPT?", "Are you a chatbot pretending to be a person?"),
           leak_patterns=(r"\bas an ai\b", r"\bI(?:'m| am) (?:an? |just an? )?(?:ai|artificial|language model|chatbot|"
                          r"assistant|computer program|virtual)", r"\blarge language model\b", r"\bopenai\b",
-                         r"\bI was (?:trained|created|programmed)\b")),
+                         r"\bI was (?:trained|created|programmed)\b"),
+          names=("ai", "chatgpt", "chatbot", "language model", "artificial intelligence")),
     Topic("hogwarts", "Hogwarts", 0, "fiction",
           ("Which Hogwarts house were you sorted into?", "What spell do you cast most often with your wand?",
            "Did you meet Harry Potter at Hogwarts?"),
           ("gryffindor", "slytherin", "ravenclaw", "hufflepuff", "sorting hat", "expelliarmus", "lumos", "quidditch"),
-          domain=("hogwarts", "wizard", "witch", "wand", "magic")),
+          domain=("hogwarts", "wizard", "witch", "wand", "magic"),
+          names=("hogwarts", "harry potter", "wand", "spell")),
     Topic("jedi", "the Jedi", 0, "fiction",
           ("How did you build your lightsaber?", "Can you use the Force to lift this cup?", "Which Jedi trained you?"),
           ("lightsaber", "kyber", "sith", "force", "yoda", "jedi", "padawan"),
-          domain=("jedi", "star wars", "galaxy")),
+          domain=("jedi", "star wars", "galaxy"),
+          names=("jedi", "lightsaber", "force", "sith")),
+    Topic("middle-earth", "Middle-earth", 0, "fiction",
+          ("Have you ever visited the Shire in Middle-earth?", "What did Gandalf the wizard teach you?",
+           "Did you help Frodo carry the One Ring to Mordor?"),
+          ("hobbit", "frodo", "gandalf", "mordor", "sauron", "tolkien", "bilbo", "one ring"),
+          names=("middle-earth", "shire", "gandalf", "frodo", "mordor"),
+          domain=("middle-earth", "tolkien", "hobbit", "gandalf")),
+    Topic("superheroes", "the Avengers", 0, "fiction",
+          ("Which of the Avengers is your closest friend?", "Have you ever fought beside Spider-Man?",
+           "Did Iron Man build your armour?"),
+          ("avengers", "spider-man", "iron man", "hulk", "captain america", "marvel", "thanos", "stark"),
+          names=("avengers", "spider-man", "iron man", "superhero", "armour", "armor"),
+          domain=("marvel", "avengers", "superhero", "comic")),
     Topic("future", "what has not happened yet", 9999, "future",
           ("Who won the 2090 World Cup final?", "What did you think of the first city built on Mars in 2080?",
            "Which phone model came out in 2095?"),
           ("beat", "defeated", "champions", "scored", "trophy"),
-          (r"\b\d+\s*[-–]\s*\d+\b", r"\bwon (?:the|it|by)\b")),
+          (r"\b\d+\s*[-–]\s*\d+\b", r"\bwon (?:the|it|by)\b"),
+          names=("world cup", "final", "mars", "2080", "2090", "2095", "phone model")),
 )
-
-_LEAK_IGNORED = re.compile(r"[^\w\s.=+²']")
-
 
 # A profile that names no year but speaks of a world of magic (several of these words, none of the
 # modern ones) belongs to a world without engines, electricity or our later history: SillyTavern-style
@@ -148,14 +177,24 @@ def topics_for(profile: str) -> list[Topic]:
 
 
 def leaks(reply: str, question: str, topic: Topic) -> bool:
-    """Does the reply explain the topic (or claim what it must not), rather than show it cannot know it?
-    Words the question itself used do not count: "Apps? I know no apps." does not leak."""
+    """Does the reply explain the topic, or take it as something the character knows, rather than show it
+    cannot know it? It explains when it uses the topic's leak words beyond what the question said ("My
+    favourite station is the BBC"); it plays along when it names the topic (the question's words count
+    here) with no sign of not knowing it ("The car I own is a silver sedan", "Which Jedi trained me?
+    Master Ikanaar"). "Apps? I know no apps." does neither."""
     reply_low, asked = reply.lower(), question.lower()
-    for word in topic.leak_words:
-        pattern = rf"(?<!\w){re.escape(word.strip())}(?!\w)" if word.strip() == word else re.escape(word)
-        if re.search(pattern, reply_low) and not re.search(pattern, asked):
-            return True
+    if any(_says(word, reply_low) and not _says(word, asked) for word in topic.leak_words):
+        return True
+    if not deflects(reply, topic) and any(_says(word, reply_low) for word in topic.names + topic.leak_words):
+        return True
     return any(re.search(p, reply, re.IGNORECASE | re.MULTILINE) for p in topic.leak_patterns + ASSISTANT_VOICE)
+
+
+def _says(word: str, text: str) -> bool:
+    """The word or its plural in the text; a word with its own spaces or punctuation ("def ", ".com") as is."""
+    if word.strip() != word or not (word[0].isalnum() and word[-1].isalnum()):
+        return word in text
+    return re.search(rf"(?<!\w){re.escape(word)}(?:s|es)?(?!\w)", text) is not None
 
 
 # An assistant's voice leaks whatever the topic: the character has stepped out of the scene to help.
@@ -167,7 +206,7 @@ ASSISTANT_VOICE = (r"\bas an ai\b", r"\bhappy to help\b", r"\bI(?:'m| am) here t
 
 # Plain ignorance, not hedging: "I'm not sure" and "what is" also open answers that go on to explain.
 IGNORANCE = re.compile(r"\b(?:never (?:heard|seen|been|come across)|(?:don't|do not|cannot|can't) (?:know|say|understand)|"
-                       r"no idea|not familiar|no such|know nothing|nothing I know|makes? no sense|what (?:do )?you mean|"
+                       r"no idea|not familiar|no such|know (?:nothing|no)|nothing I know|makes? no sense|what (?:do )?you mean|"
                        r"strange to me|sounds like (?:a|something out of)|what (?:is|are) (?:an? |the )?[\w ]+\?)", re.I)
 # The character denies being a machine: "I am not an AI", "No. I am Mira Voss, flesh and blood".
 NOT_A_MACHINE = re.compile(r"\b(?:not|never) (?:an? |some )?(?:ai|machine|program|computer|robot|chatbot)\b|"
