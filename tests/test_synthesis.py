@@ -20,7 +20,7 @@ from rolecraft.llm.base import ChatModel, Completion, SamplingParams, as_message
 from rolecraft.pipeline import Models, run
 from rolecraft.synth.boundary import BoundarySettings, BoundaryStep, deflect, deflection_problem
 from rolecraft.synth.contrasts import ContrastSettings, NLIContrastsStep, RelevanceContrastsStep, swapped
-from rolecraft.synth.probes import ProbesStep
+from rolecraft.synth.probes import ProbesStep, fact_probes
 from rolecraft.synth.qa import QASettings, QAStep
 from rolecraft.synth.queries import QueriesStep, QuerySettings
 from rolecraft.synth.statements import StatementSettings, StatementsStep
@@ -154,6 +154,16 @@ def test_a_character_of_today_gets_more_questions_of_each_topic(tmp_path):
     assert all(questions == list(topics[t].questions[:2]) for t, questions in by_topic.items())
     few, _ = asyncio.run(deflect(bob, None, BoundarySettings(per_topic=1, candidates=0, min_rows=0), held_out_every=3))
     assert len(few) == 4
+
+
+def test_a_question_two_facts_answer_is_one_probe_that_either_key_recalls():
+    enjoy = [Fact(character="Bob", passage="", statement="Bob enjoys chess and classical music.", id="f1",
+                  answer="I enjoy chess and classical music.", keys=["chess"], content_keys=True),
+             Fact(character="Bob", passage="", statement="Bob enjoys writing.", id="f2",
+                  answer="I enjoy writing about language.", keys=["writing"], content_keys=True)]
+    probes = fact_probes(enjoy, en)
+    assert [p.question for p in probes] == ["What do you enjoy?"]
+    assert {"chess", "writing"} <= set(probes[0].keys) and probes[0].source == "f1"
 
 
 def test_contrast_labels_are_right_by_construction(built):

@@ -39,10 +39,16 @@ def fact_questions(fact: Fact, lang) -> list[tuple[str, list[str]]]:
 
 
 def fact_probes(facts: list[Fact], lang) -> list[Probe]:
-    """Every fact's held-out questions, facts with names or numbers first (their keys are unambiguous)."""
+    """Every fact's held-out questions, facts with names or numbers first (their keys are unambiguous).
+    A question that two facts answer ("What do you enjoy?") is asked once, and either fact's key recalls."""
     ordered = sorted(facts, key=lambda f: f.content_keys)
-    asked = [(f, q, keys) for f in ordered for q, keys in fact_questions(f, lang)]
-    return [Probe(id=f"pf{i:03d}", kind="fact", source=f.id, question=q, keys=keys) for i, (f, q, keys) in enumerate(asked)]
+    asked: dict[str, tuple[Fact, list[str]]] = {}
+    for f in ordered:
+        for q, keys in fact_questions(f, lang):
+            known = asked.setdefault(q, (f, []))[1]  # the first fact asking it is the probe's source
+            known += [k for k in keys if k not in known]
+    return [Probe(id=f"pf{i:03d}", kind="fact", source=f.id, question=q, keys=keys)
+            for i, (q, (f, keys)) in enumerate(asked.items())]
 
 
 class ProbesStep(Step):
