@@ -155,3 +155,17 @@ def test_the_published_example_keeps_its_order_with_embedded_discriminators(tmp_
     )[0]
     assert full.total > partial.total > wrong.total  # measured here: 1.39 > 1.16 > 0.57
     assert full.total - wrong.total > 0.5  # a clear gap, not noise
+
+
+def test_probe_replies_of_every_agent_are_scored_together_with_relevance_once_per_question(scorer, pair):
+    from rolecraft.eval.probing import ProbeResult, add_apc
+
+    relevance, _ = pair
+    results = [ProbeResult(agent=f"agent{a}", probe=f"p{q}", kind="fact", source="f", question=QUERIES[q], reply=REPLIES[q][a])
+               for a in range(3) for q in range(2)]
+    results.append(ProbeResult(agent="agent0", probe="b", kind="boundary", source="radio", question="Radio?", reply="A what?"))
+    add_apc(results, scorer)
+    assert relevance.calls == [len(QUERIES) * len(MIRA_STATEMENTS)]  # not once per agent
+    for r in results[:-1]:
+        assert r.apc == pytest.approx(scorer.score([r.question], [[r.reply]])[0][0].total, abs=1e-5)
+    assert results[-1].apc is None

@@ -56,7 +56,7 @@ async def answer(targets: Sequence[Target], probes: Sequence[Probe], params: Sam
     return [replies[i * len(probes):(i + 1) * len(probes)] for i in range(len(targets))]
 
 
-def score(character: Character, agent: str, probes: Sequence[Probe], replies: Sequence[str], scorer=None) -> list[ProbeResult]:
+def score(character: Character, agent: str, probes: Sequence[Probe], replies: Sequence[str]) -> list[ProbeResult]:
     lang = for_character(character)
     topics = {t.id: t for t in lang.boundary.TOPICS}
     results = []
@@ -70,12 +70,20 @@ def score(character: Character, agent: str, probes: Sequence[Probe], replies: Se
             result.leaked = lang.boundary.leaks(reply, probe.question, topic)
             result.held = not result.leaked and lang.boundary.deflects(reply, topic)
         results.append(result)
-    if scorer is not None:
-        facts = [r for r in results if r.kind == "fact"]
-        scored = scorer.score([r.question for r in facts], [[r.reply] for r in facts]) if facts else []
-        for result, [apc] in zip(facts, scored):
-            result.apc = apc.total
     return results
+
+
+def add_apc(results: Sequence[ProbeResult], scorer) -> None:
+    """Mean APC of every fact reply. All agents' replies to a question are scored together: a
+    question's relevance to each statement does not depend on the reply, so it is computed once."""
+    facts: dict[str, list[ProbeResult]] = {}
+    for r in results:
+        if r.kind == "fact":
+            facts.setdefault(r.question, []).append(r)
+    scored = scorer.score(list(facts), [[r.reply for r in mine] for mine in facts.values()]) if facts else []
+    for mine, apcs in zip(facts.values(), scored):
+        for result, apc in zip(mine, apcs):
+            result.apc = apc.total
 
 
 async def run_probes(character: Character, workspace, targets: Sequence[Target], probes: Sequence[Probe],
@@ -84,5 +92,7 @@ async def run_probes(character: Character, workspace, targets: Sequence[Target],
     from rolecraft.faithfulness.apc import workspace_scorer
 
     replies = await answer(targets, probes, params, cost)
-    scorer = workspace_scorer(workspace) if workspace.has_discriminators() else None
-    return [r for target, mine in zip(targets, replies) for r in score(character, target.name, probes, mine, scorer)]
+    results = [r for target, mine in zip(targets, replies) for r in score(character, target.name, probes, mine)]
+    if workspace.has_discriminators():
+        add_apc(results, workspace_scorer(workspace))
+    return results
