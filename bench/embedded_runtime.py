@@ -11,6 +11,12 @@ Runtimes, each measured in its own process (its peak memory and thread settings 
   llamacpp-gbnf   llama-cpp-python's own Llama class with llama.cpp's GBNF JSON grammar (one sequence)
   ctranslate2     CTranslate2 int8, converted from the HF checkpoint; no constrained decoding
 
+A trained agent (`--runtimes lora-transformers,lora-llamacpp`): the embedded model with a LoRA adapter
+shaped like the build's (rank 16 on every linear layer; `--adapter FOLDER` for a trained one):
+  lora-transformers  transformers fp32 + PEFT (what a trained agent ran on before)
+  lora-llamacpp      `embedded` with an adapter as shipped: the Q8_0 GGUF with the adapter converted once
+                     to a GGUF LoRA and applied by llama.cpp
+
 Workloads, built with the pipeline's own prompt builders for the README's character (examples/mira-voss.txt):
   single    free-text persona replies one at a time (chat / serve)
   batch     the same replies as one call of 8 (the cache layer's batches)
@@ -36,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIMES = ["transformers", "llamacpp-q8_0", "llamacpp-q4_1", "llamacpp-gbnf", "ctranslate2"]
+ADAPTED = ["lora-transformers", "lora-llamacpp"]
 CHOSEN = "llamacpp-q8_0"  # what `embedded` runs
 QUESTIONS = [
     "What do you do on a stormy night?", "Who taught you your trade?", "What is your greatest fear?",
@@ -97,16 +104,19 @@ def workload(quick: bool):
 
 def load(runtime: str):
     """The model a runtime name stands for, behind the ChatModel contract where rolecraft has one."""
+    from rolecraft.llm import load_model
     from rolecraft.llm.embedded import embedded_checkpoint, embedded_gguf
+    from rolecraft.llm.hf import HFChatModel
+    from rolecraft.llm.llamacpp import LlamaCppChatModel
     from rolecraft.weights import cache_root
 
+    adapter = os.environ.get("ROLECRAFT_BENCH_ADAPTER")
     if runtime == "transformers":
-        from rolecraft.llm.hf import HFChatModel
-
         return HFChatModel(str(embedded_checkpoint()))
-    from rolecraft.llm import load_model
-    from rolecraft.llm.llamacpp import LlamaCppChatModel
-
+    if runtime == "lora-transformers":
+        return HFChatModel(str(embedded_checkpoint()), adapter=adapter)
+    if runtime == "lora-llamacpp":
+        return load_model("embedded", adapter=adapter)
     if runtime == "llamacpp-q4_1":
         return LlamaCppChatModel(str(embedded_gguf()))
     if runtime == "llamacpp-q8_0":
@@ -267,6 +277,11 @@ def report(results: list[dict], quick: bool) -> str:
     for r in results:
         if r.get("pipeline_json"):
             lines.append(f"{r['runtime']} pipeline: {r['pipeline_valid']}/{r['pipeline_json']} JSON answers valid, {r['pipeline_tokens']} tokens")
+    peft, lora = (next((r for r in results if r["runtime"] == name), None) for name in ADAPTED)
+    if peft and lora:
+        lines.append("")
+        lines.append(f"trained adapter, llama.cpp vs transformers + PEFT: single {lora['single_tok_s'] / peft['single_tok_s']:.1f}×, "
+                     f"batch-8 {lora['batch_tok_s'] / peft['batch_tok_s']:.1f}×")
     chosen = next((r for r in results if r["runtime"] == CHOSEN), None)
     if base and chosen:
         lines.append("")
@@ -276,10 +291,25 @@ def report(results: list[dict], quick: bool) -> str:
     return "\n".join(lines)
 
 
+def random_adapter(folder: Path) -> Path:
+    """A seeded, non-zero LoRA with the build's shape (rank 16, alpha 32, every linear layer)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rolecraft.llm.embedded import embedded_checkpoint
+
+    torch.manual_seed(0)
+    config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(embedded_checkpoint()), config).save_pretrained(folder)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
-    parser.add_argument("--runtimes", default=None, help=f"comma-separated subset of {','.join(RUNTIMES)}")
+    parser.add_argument("--runtimes", default=None, help=f"comma-separated subset of {','.join(RUNTIMES + ADAPTED)}")
+    parser.add_argument("--adapter", type=Path, help="a trained PEFT adapter folder for the lora- runtimes (default: a random one)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
@@ -288,7 +318,10 @@ def main() -> None:
         return
     runtimes = args.runtimes.split(",") if args.runtimes else (["transformers", CHOSEN] if args.quick else RUNTIMES)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TORCHDYNAMO_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    needs = {"llamacpp": "llama_cpp", "ctranslate2": "ctranslate2"}
+    scratch = tempfile.TemporaryDirectory()
+    if any(r in ADAPTED for r in runtimes):
+        env["ROLECRAFT_BENCH_ADAPTER"] = str(args.adapter or random_adapter(Path(scratch.name) / "adapter"))
+    needs = {"llamacpp": "llama_cpp", "lora-llamacpp": "llama_cpp", "ctranslate2": "ctranslate2"}
     results = []
     for runtime in runtimes:
         package = next((p for prefix, p in needs.items() if runtime.startswith(prefix)), None)

@@ -208,6 +208,30 @@ def test_a_peft_adapter_acts_as_on_transformers(tmp_path):
         assert max(abs(float(on_peft[t] - on_base[t])) for t in best) > 1.0  # the adapter did move them
 
 
+def test_the_header_reader_reads_what_the_gguf_package_reads(tmp_path):
+    """The fast reader that adapter conversion uses, against gguf.GGUFReader on both embedded files;
+    a file that is not a whole GGUF gets one line."""
+    import gguf
+
+    from rolecraft.errors import RolecraftError
+    from rolecraft.llm.embedded import embedded_gguf, embedded_q8
+    from rolecraft.llm.gguf_header import model_facts, read_header
+
+    for path in (embedded_gguf(), embedded_q8()):
+        header, reader = read_header(path), gguf.GGUFReader(path)
+        assert header.tensors == [t.name for t in reader.tensors] and len(header.tensors) == 272
+        for key in ("llama.block_count", "llama.context_length", "general.file_type", "general.name", "tokenizer.ggml.model"):
+            value = reader.fields[key].contents()
+            assert (header.integers if isinstance(value, int) else header.strings)[key] == value
+        assert model_facts(header) == ("llama", {"block_count": 30, "head_count": 9, "head_count_kv": 3})
+    (tmp_path / "cut.gguf").write_bytes(embedded_q8().read_bytes()[:300_000])  # inside the vocabulary
+    (tmp_path / "text.gguf").write_text("not a model")
+    with pytest.raises(RolecraftError, match="ends inside its GGUF header"):
+        read_header(tmp_path / "cut.gguf")
+    with pytest.raises(RolecraftError, match="is not a GGUF file"):
+        read_header(tmp_path / "text.gguf")
+
+
 def _checkpoint():
     from rolecraft.llm.embedded import embedded_checkpoint
 

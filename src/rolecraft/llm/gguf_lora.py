@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from rolecraft.errors import RolecraftError
+from rolecraft.llm.gguf_header import model_facts, read_header
 
 FORMAT = 2  # bump when the conversion changes, so stale converted files are not reused
 PEFT_PREFIX = "base_model.model."
@@ -51,8 +52,9 @@ def gguf_lora(adapter: Path, base: Path, cache: Path) -> Path:
     if target.exists():
         return target
     config = json.loads((adapter / "adapter_config.json").read_text())
-    arch, facts, names = _base_facts(base)
-    tensors = _convert(config, _load(adapter), arch, facts, names)
+    header = read_header(base)
+    arch, facts = model_facts(header)
+    tensors = _convert(config, _load(adapter), arch, facts, set(header.tensors))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     os.close(fd)
@@ -70,17 +72,6 @@ def _digest(adapter: Path, base: Path) -> str:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _base_facts(base: Path) -> tuple[str, dict[str, int], set[str]]:
-    """(architecture, head counts and block count, tensor names) from the base GGUF's header."""
-    import gguf
-
-    reader = gguf.GGUFReader(base)
-    arch = reader.fields["general.architecture"].contents()
-    sizes = {key: int(reader.fields[f"{arch}.{key}"].contents()) for key in ("block_count", "attention.head_count", "attention.head_count_kv")}
-    facts = {"block_count": sizes["block_count"], "head_count": sizes["attention.head_count"], "head_count_kv": sizes["attention.head_count_kv"]}
-    return arch, facts, {t.name for t in reader.tensors}
 
 
 def _load(adapter: Path) -> dict[str, np.ndarray]:
