@@ -111,6 +111,46 @@ def test_onnx_matches_pytorch_on_the_embedded_minilm(tmp_path):
     assert_same_probabilities(folder, items)
 
 
+def test_the_tokenizer_gives_transformers_ids_and_scoring_needs_no_torch(tmp_path, tiny_encoder_dir):
+    """`tokenizers` on the saved tokenizer.json gives transformers' ids for the same call, on the
+    embedded MiniLM's WordPiece and the tiny one, for pairs that both sides of truncation cut; and a
+    discriminator with its export made scores in a process that never imports torch or transformers."""
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from rolecraft.faithfulness.tokenizer import PairTokenizer
+    from rolecraft.llm.embedded import embedded_encoder
+
+    long = "The keeper climbs the stairs at dusk, trims the wick and watches the grey water. " * 12
+    firsts = ["Mira: I keep a cat named Barnacle.", "Mira: Ça va? Naïve café — 1841!", long, "Mira: short."]
+    seconds = ["What is your cat called?\nMira: Barnacle, of course.", "Déjà vu?", "And then?", long]
+    folders = [classifier_folder(tmp_path / "minilm", embedded_encoder()), classifier_folder(tmp_path / "tiny", tiny_encoder_dir)]
+    for folder in folders:
+        ours, theirs = PairTokenizer(folder), AutoTokenizer.from_pretrained(folder)
+        for length in (32, 128):
+            mine = ours(firsts, seconds, truncation=True, max_length=length)
+            reference = theirs(firsts, seconds, truncation=True, max_length=length)
+            assert {k: mine[k] for k in reference} == dict(reference)
+            assert max(map(len, mine["input_ids"])) == length  # the long pairs were cut
+        assert ours.pad_token_id == theirs.pad_token_id
+    if not onnx_runtime_installed():
+        return
+    items = [Item("Mira", s, "What is your cat called?", "Barnacle.") for s in MIRA_STATEMENTS]
+    expected = ClassifierDiscriminator(folders[0], engine="onnx").predict(items)  # exports, with torch
+    script = (
+        "import sys, numpy as np\n"
+        "from rolecraft.faithfulness.discriminators import ClassifierDiscriminator, Item\n"
+        f"items = [Item('Mira', s, 'What is your cat called?', 'Barnacle.') for s in {list(MIRA_STATEMENTS)!r}]\n"
+        f"print(ClassifierDiscriminator({str(folders[0])!r}).predict(items).tolist())\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert np.abs(np.array(json.loads(done.stdout)) - expected).max() == 0.0
+
+
 def test_the_pytorch_path_works_and_bad_engines_are_refused(discriminators):
     _, nli = discriminators
     probs = ClassifierDiscriminator(nli, batch_size=3, engine="torch").predict(mixed_items())

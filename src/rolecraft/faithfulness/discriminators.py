@@ -26,6 +26,7 @@ import numpy as np
 
 from rolecraft.errors import RolecraftError
 from rolecraft.faithfulness.engines import ENGINES, OnnxClassifier, TorchClassifier, resolve_engine, softmax
+from rolecraft.faithfulness.tokenizer import load_tokenizer, padded_batch
 from rolecraft.formats.apc import NLI_LABELS, RELEVANCE_LABELS
 from rolecraft.workspace import DISCRIMINATOR_META, Workspace
 
@@ -99,9 +100,7 @@ class ClassifierDiscriminator:
 
     @cached_property
     def tokenizer(self):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(self.path)
+        return load_tokenizer(self.path)
 
     @cached_property
     def runner(self) -> TorchClassifier | OnnxClassifier:
@@ -119,19 +118,8 @@ class ClassifierDiscriminator:
         order = sorted(range(len(items)), key=lambda i: len(encoded["input_ids"][i]))
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            batch = {
-                name: right_padded([encoded[name][i] for i in idx], self.tokenizer.pad_token_id if name == "input_ids" else 0)
-                for name in encoded.keys()
-            }
-            out[idx] = softmax(self.runner.logits(batch))
+            out[idx] = softmax(self.runner.logits(padded_batch(encoded, idx, self.tokenizer.pad_token_id)))
         return out
-
-
-def right_padded(rows: Sequence[Sequence[int]], value: int) -> np.ndarray:
-    array = np.full((len(rows), max(map(len, rows))), value, dtype=np.int64)
-    for r, row in enumerate(rows):
-        array[r, : len(row)] = row
-    return array
 
 
 # -- a workspace's pair ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import warnings
 from functools import cached_property
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rolecraft.errors import RolecraftError
+from rolecraft.faithfulness.tokenizer import padded_batch
 from rolecraft.weights import LOAD_LOCK
 
 ENGINES = ("auto", "onnx", "onnx-int8", "torch")
@@ -45,10 +47,18 @@ def resolve_engine(engine: str, device: str | None) -> str:
     if not onnx_runtime_installed():
         return "torch"
     if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if gpu_visible() else "cpu"
     return "onnx" if device == "cpu" else "torch"
+
+
+def gpu_visible() -> bool:
+    """Whether PyTorch would find a GPU, without importing torch (2 s) where there is no GPU device
+    file to find: scoring on ONNX Runtime, and so `rolecraft chat`, never needs torch on a CPU."""
+    if "torch" not in sys.modules and not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/kfd")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def weights_key(folder: Path) -> str:
@@ -128,7 +138,7 @@ def probe_batch(tokenizer) -> dict[str, np.ndarray]:
     """Two text pairs of different lengths, so the check covers padding and both segments."""
     firsts = ["Name: a statement about the character.", "Name: short."]
     seconds = ["What do you do all day?\nName: I keep the lighthouse and play the violin at night.", "Hi?"]
-    return dict(tokenizer(firsts, seconds, padding=True, return_tensors="np"))
+    return padded_batch(tokenizer(firsts, seconds, truncation=True, max_length=512), range(2), tokenizer.pad_token_id)
 
 
 def cached_export(folder: Path, tokenizer, quantized: bool = False) -> Path:
