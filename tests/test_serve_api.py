@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from rolecraft.character import Character
-from rolecraft.llm import SamplingParams, run_sync
+from rolecraft.llm import Message, SamplingParams, run_sync
 from rolecraft.llm.hf import HFChatModel
 from rolecraft.serve import BackgroundServer, ServeSettings, build_agents, create_app, discover
 from rolecraft.workspace import Workspace
@@ -203,11 +203,51 @@ def test_overload_is_answered_with_503_and_the_server_recovers(tmp_path, tiny_mo
 
 
 @pytest.mark.slow
+def test_trained_characters_on_the_embedded_model_get_their_adapter_on_llama_cpp(tmp_path):
+    """One llama.cpp model per trained character (its adapter attached), one shared by the prompt-only."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rolecraft.llm.embedded import embedded_checkpoint
+    from rolecraft.serve.registry import ServedCharacter
+
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(embedded_checkpoint()), lora).save_pretrained(tmp_path / "adapter")
+    card = tmp_path / "mira.json"
+    card.write_text(json.dumps(CARD))
+    [plain] = discover([card])
+    served = [plain, ServedCharacter(id="trained-mira", character=plain.character, adapter=tmp_path / "adapter"),
+              ServedCharacter(id="other-mira", character=plain.character)]
+    agents = build_agents(served, model="embedded")
+    trained, untrained = agents["trained-mira"].model, agents["captain-mira"].model
+    assert trained.adapter == tmp_path / "adapter" and untrained.adapter is None
+    assert agents["other-mira"].model is untrained
+    ask = [Message(role="user", content="Who are you?")]
+    params = SamplingParams(max_tokens=8, temperature=0)
+    assert run_sync(trained.generate([ask], params))[0].text != run_sync(untrained.generate([ask], params))[0].text
+
+
+@pytest.mark.slow
 def test_openai_client_chats_with_a_character_on_the_embedded_model(tmp_path):
+    """On llama.cpp, with its tokenizer behind /tokenize: the ids transformers gives for the same text."""
+    from transformers import AutoTokenizer
+
+    from rolecraft.llm.embedded import embedded_checkpoint
+    from rolecraft.llm.llamacpp import LlamaCppChatModel
+
     card = tmp_path / "mira.json"
     card.write_text(json.dumps(CARD))
     agents = build_agents(discover([card]), model="embedded")
+    assert isinstance(agents["captain-mira"].model, LlamaCppChatModel)
     with BackgroundServer(create_app(agents)) as server:
+        text = "Captain Mira <|im_start|> naïve 1841 — ahoy!"
+        tokens = httpx.post(server.url.removesuffix("/v1") + "/tokenize", json={"prompt": text}, timeout=30).json()
+        assert tokens["tokens"] == AutoTokenizer.from_pretrained(embedded_checkpoint())(text)["input_ids"]
+        assert tokens["max_model_len"] == 8192
+        back = httpx.post(server.url.removesuffix("/v1") + "/detokenize", json={"tokens": tokens["tokens"]}, timeout=30)
+        assert back.json()["prompt"] == text
         client = openai.OpenAI(base_url=server.url, api_key="unused")
         assert [m.id for m in client.models.list()] == ["captain-mira"]
         messages = [{"role": "assistant", "content": "Welcome aboard, User."},

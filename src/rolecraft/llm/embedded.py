@@ -102,9 +102,14 @@ def embedded_encoder() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+def llama_cpp_installed() -> bool:
+    """Whether `embedded` runs on llama.cpp (its runtime and llguidance are installed)."""
+    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llguidance") is not None
+
+
 def embedded_chat_model(name: str = "", **options: Any):
     """`embedded` → llama.cpp on the wheel's GGUF, or transformers where llama.cpp cannot serve."""
-    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llguidance") is None:
+    if not llama_cpp_installed():
         log.warning("llama-cpp-python or llguidance is not installed: the embedded model runs on transformers (slower)")
         return embedded_hf_model(**options)
     from rolecraft.llm.gguf_lora import UnsupportedAdapter, gguf_lora

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import RolecraftError
-from rolecraft.llm.base import ChatModel, Completion, Conversation, Message, SamplingParams, as_messages
-from rolecraft.llm.stops import StopHold
+from rolecraft.llm.base import ChatModel, Completion, Conversation, Message, SamplingParams, TokenLogprob, as_messages
+from rolecraft.llm.stops import TokenHold
 
 PLAIN_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -135,6 +135,9 @@ class LlamaCppChatModel(ChatModel):
         """The exact prompt text a conversation becomes (chat template + generation prompt)."""
         return self.template.render(messages=[m.model_dump() for m in as_messages(messages)], add_generation_prompt=True)
 
+    def codec(self) -> LlamaCppCodec:
+        return LlamaCppCodec(self)
+
     # -- generation ----------------------------------------------------------------------------
 
     async def generate(
@@ -173,24 +176,28 @@ class LlamaCppChatModel(ChatModel):
                 request.cancelled = True
 
     async def _stream(self, text: str, params: SamplingParams) -> AsyncIterator[Completion]:
-        """Pieces as the worker thread decodes them. Text that could still turn into a stop string is
-        held back until it cannot; a consumer that goes away frees the sequence at the next step."""
+        """Pieces as the worker thread decodes them, with their tokens' log-probabilities when asked
+        for. Text that could still turn into a stop string is held back until it cannot; a consumer
+        that goes away frees the sequence at the next step."""
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str | Completion | BaseException] = asyncio.Queue()
+        pieces: asyncio.Queue[tuple[str, TokenLogprob | None] | Completion | BaseException] = asyncio.Queue()
         request = await asyncio.to_thread(self._request, text, params, None, lambda result: _call(loop, pieces.put_nowait, result))
-        request.on_piece = lambda piece: _call(loop, pieces.put_nowait, piece)
+        request.on_piece = lambda piece, entry: _call(loop, pieces.put_nowait, (piece, entry))
         self.engine.submit(request)
-        held = StopHold(params.stop)
+        held, sent = TokenHold(params.stop), 0
         try:
             while True:
                 item = await pieces.get()
                 if isinstance(item, BaseException):
                     raise item
                 if isinstance(item, Completion):
-                    yield item.model_copy(update={"text": held.flush()})
+                    rest, entries = held.finish(sent, item.text)
+                    yield item.model_copy(update={"text": rest, "logprobs": entries or None})
                     return
-                if out := held.push(item):
-                    yield Completion(text=out)
+                out, entries = held.push(*item)
+                if out:
+                    sent += len(out)
+                    yield Completion(text=out, logprobs=entries or None)
         finally:
             request.cancelled = True
 
@@ -258,3 +265,19 @@ def _call(loop: asyncio.AbstractEventLoop, function, *args) -> None:
         loop.call_soon_threadsafe(function, *args)
     except RuntimeError:
         pass
+
+
+class LlamaCppCodec:
+    """The tokenizer of a llama.cpp model (see TokenCodec), for the server's /tokenize and logit_bias."""
+
+    def __init__(self, model: LlamaCppChatModel):
+        self.weights = model.weights
+        self.render = model.render
+        self.vocab_size = self.weights.n_vocab
+        self.context_length = self.weights.n_ctx_train
+
+    def encode(self, text: str, special: bool = True) -> list[int]:
+        return self.weights.tokenize(text, special)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.weights.detokenize(list(ids))

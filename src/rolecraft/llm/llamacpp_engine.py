@@ -52,7 +52,8 @@ class Request:
     seed: int
     finish: Callable[[Completion | BaseException], None]  # called once, from the worker thread
     matcher: Any = None  # an llguidance LLMatcher when the output must follow a JSON schema
-    on_piece: Callable[[str], None] | None = None  # streaming: each new piece of raw text
+    # Streaming: each token's piece of raw text (may be empty inside a character), and its log-probability.
+    on_piece: Callable[[str, TokenLogprob | None], None] | None = None
     cancelled: bool = False  # set by the caller that stopped waiting; the slot is freed at the next step
 
 
@@ -275,8 +276,8 @@ class Engine:
             seq.text += piece
             if seq.logprobs is not None:
                 seq.logprobs.append(self._logprob(token, choice))
-            if request.on_piece and piece:
-                request.on_piece(piece)
+            if request.on_piece:
+                request.on_piece(piece, seq.logprobs[-1] if seq.logprobs else None)
             if self._stopped(seq, piece) or (request.matcher is not None and request.matcher.is_stopped()):
                 finish = "stop"
             elif len(seq.tokens) >= seq.limit:

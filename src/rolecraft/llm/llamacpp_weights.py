@@ -56,14 +56,28 @@ class Weights:
         n = lc.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
         return buffer.raw[:n]
 
-    def tokenize(self, text: str) -> list[int]:
-        """Tokens as transformers makes them from a rendered prompt: special tokens parsed, no BOS added."""
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Tokens as transformers makes them: special tokens in the text parsed; `special` adds the ones
+        the model puts around a text (a BOS where it has one), as a rendered prompt must not."""
         import llama_cpp as lc
 
         data = text.encode()
         out = (lc.llama_token * (len(data) + 8))()
-        n = lc.llama_tokenize(self.vocab, data, len(data), out, len(out), False, True)
+        n = lc.llama_tokenize(self.vocab, data, len(data), out, len(out), special, True)
         return list(out[:n])
+
+    def detokenize(self, ids: list[int]) -> str:
+        """The text of token ids, special tokens written out (as transformers' decode does)."""
+        import llama_cpp as lc
+
+        tokens = (lc.llama_token * max(len(ids), 1))(*ids)
+        size = 64 + 16 * len(ids)
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            n = lc.llama_detokenize(self.vocab, tokens, len(ids), buffer, size, False, True)
+            if n >= 0:
+                return buffer.raw[:n].decode("utf-8", errors="replace")
+            size = -n
 
     @cached_property
     def grammar_tokenizer(self):
