@@ -145,6 +145,9 @@ def test_logprobs_match_the_generated_tokens(model):
     for token in reply.logprobs:  # greedy: each chosen token is the most likely one
         assert token.top_logprobs[0].token == token.token and token.top_logprobs[0].logprob == token.logprob <= 0
         assert [t.logprob for t in token.top_logprobs] == sorted((t.logprob for t in token.top_logprobs), reverse=True)
+    stop = reply.text.strip()[3:6]  # cut inside the reply: the tokens still spell it exactly
+    [cut] = run_sync(model.generate(CAPITAL, GREEDY.model_copy(update={"logprobs": 3, "stop": [stop]})))
+    assert cut.text == reply.text[: reply.text.index(stop)] and "".join(t.token for t in cut.logprobs) == cut.text
 
 
 def test_repetition_penalty_changes_a_greedy_reply(model):

@@ -184,19 +184,18 @@ class LlamaCppChatModel(ChatModel):
         request = await asyncio.to_thread(self._request, text, params, None, lambda result: _call(loop, pieces.put_nowait, result))
         request.on_piece = lambda piece, entry: _call(loop, pieces.put_nowait, (piece, entry))
         self.engine.submit(request)
-        held, sent = TokenHold(params.stop), 0
+        held = TokenHold(params.stop)
         try:
             while True:
                 item = await pieces.get()
                 if isinstance(item, BaseException):
                     raise item
                 if isinstance(item, Completion):
-                    rest, entries = held.finish(sent, item.text)
+                    rest, entries = held.finish(item.text)
                     yield item.model_copy(update={"text": rest, "logprobs": entries or None})
                     return
                 out, entries = held.push(*item)
                 if out:
-                    sent += len(out)
                     yield Completion(text=out, logprobs=entries or None)
         finally:
             request.cancelled = True

@@ -40,6 +40,7 @@ from rolecraft.llm.base import Completion, SamplingParams, TokenLogprob, TopLogp
 from rolecraft.llm.llamacpp_prefix import SlotCaches
 from rolecraft.llm.llamacpp_weights import Weights
 from rolecraft.llm.sampling import TokenChooser, unpack_mask
+from rolecraft.llm.tokens import clip_logprobs
 
 log = logging.getLogger(__name__)
 MIN_CONTEXT = 2048  # tokens per sequence; grown (powers of two) up to the model's own for longer requests
@@ -275,7 +276,7 @@ class Engine:
             piece = seq.decoder.decode(self.weights.pieces[token])
             seq.text += piece
             if seq.logprobs is not None:
-                seq.logprobs.append(self._logprob(token, choice))
+                seq.logprobs.append(self._logprob(piece, choice))
             if request.on_piece:
                 request.on_piece(piece, seq.logprobs[-1] if seq.logprobs else None)
             if self._stopped(seq, piece) or (request.matcher is not None and request.matcher.is_stopped()):
@@ -286,7 +287,11 @@ class Engine:
             feed[slot] = token
             return
         del running[slot]
-        seq.text += seq.decoder.decode(b"", final=True)
+        rest = seq.decoder.decode(b"", final=True)  # bytes that never completed a character
+        seq.text += rest
+        if seq.logprobs:  # the tokens spell the reply exactly (rolecraft.llm.tokens), cut at its stop too
+            seq.logprobs[-1] = seq.logprobs[-1].model_copy(update={"token": seq.logprobs[-1].token + rest})
+            seq.logprobs = clip_logprobs(seq.logprobs, 0, len(seq.text))
         request.finish(Completion(
             text=seq.text,
             prompt_tokens=len(request.prompt),
@@ -307,9 +312,11 @@ class Engine:
         seq.text = seq.text[: min(cuts)]
         return True
 
-    def _logprob(self, token: int, choice) -> TokenLogprob:
+    def _logprob(self, piece: str, choice) -> TokenLogprob:
+        """The chosen token as the text it added to the reply ("" inside a character); alternatives as
+        their own bytes."""
         def text(t: int) -> str:
             return self.weights.pieces[t].decode("utf-8", errors="replace")
 
         top = [TopLogprob(token=text(t), logprob=lp) for t, lp in choice.top or []]
-        return TokenLogprob(token=text(token), logprob=choice.logprob, top_logprobs=top)
+        return TokenLogprob(token=piece, logprob=choice.logprob, top_logprobs=top)
