@@ -164,8 +164,9 @@ def main() -> None:
     from rolecraft.encoder import embed
     from rolecraft.faithfulness.apc import APCScorer
     from rolecraft.faithfulness.discriminators import ClassifierDiscriminator, Item, pair_text
-    from rolecraft.faithfulness.engines import onnx_runtime_installed, resolve_engine
+    from rolecraft.faithfulness.engines import resolve_engine
     from rolecraft.faithfulness.retrieval import FactRetriever
+    from rolecraft.onnx_runtime import onnx_runtime_installed
 
     load_before = os.getloadavg()[0]
     statements, queries, pool, facts = texts(args.statements, args.queries, args.facts)

@@ -12,7 +12,8 @@ import pytest
 from rolecraft.errors import RolecraftError
 from rolecraft.faithfulness.apc import APCScorer
 from rolecraft.faithfulness.discriminators import META, ClassifierDiscriminator, Item
-from rolecraft.faithfulness.engines import OnnxClassifier, TorchClassifier, onnx_runtime_installed, weights_key
+from rolecraft.faithfulness.engines import OnnxClassifier, TorchClassifier
+from rolecraft.onnx_runtime import onnx_runtime_installed, weights_key
 from tests.apc_tiny import MIRA_STATEMENTS, tiny_discriminators
 from tests.test_discriminators import mixed_items
 

@@ -16,5 +16,6 @@ LOAD_LOCK = threading.RLock()
 
 
 def cache_root() -> Path:
-    """Where converted weights live (the embedded checkpoint, its GGUF copy, GGUF LoRAs)."""
+    """Where converted weights live (the embedded checkpoint, its GGUF copy, GGUF LoRAs, the sentence
+    encoder's ONNX export)."""
     return Path(os.environ.get("ROLECRAFT_CACHE", Path.home() / ".cache" / "rolecraft"))
