@@ -73,3 +73,40 @@ def test_the_agent_puts_retrieved_facts_in_its_prompt(relevance, tmp_path, tiny_
     facts = retriever.search("What instrument do you play?", 2)
     assert all(f"- {fact}" in system for fact in facts)
     assert sum(s in system for s in MIRA_STATEMENTS) == 2
+
+
+def test_a_workspace_shares_one_classifier_per_discriminator_which_remembers_the_pairs_it_scored(
+        relevance, tmp_path, tmp_path_factory):
+    """Retrieval and the APC scorer ask the same (statement, question) pairs: the workspace's relevance
+    classifier is one instance, and a pair it has scored is not run through the model again."""
+    from rolecraft.faithfulness.apc import turn_of, workspace_scorer
+    from rolecraft.faithfulness.discriminators import workspace_discriminator
+
+    character = Character(full_name="Mira Vance", statements=MIRA_STATEMENTS)
+    ws = Workspace.for_character(character, tmp_path / "mira")
+    nli = tiny_discriminators(tmp_path_factory)[1]
+    shutil.copytree(relevance.path, ws.path("discriminators/relevance"))
+    shutil.copytree(nli, ws.path("discriminators/nli"))
+    retriever = fact_retriever(ws.character(), ws)
+    scorer = workspace_scorer(ws)
+    assert retriever.relevance is scorer.relevance is workspace_discriminator(ws, "relevance")
+
+    question = "Do you have a cat?"
+    retriever.search(question, 2)
+    shared = scorer.relevance
+    assert set(shared.seen) == {(f"Mira: {s}", question) for s in MIRA_STATEMENTS}
+    remembered = scorer.relevance_matrix([turn_of(question, "Mira")])  # every pair from the retrieval
+    np.testing.assert_allclose(remembered[0], relevance.predict([Item("Mira", s, question) for s in MIRA_STATEMENTS])[:, 1],
+                               atol=1e-6)
+    items = [Item("Mira", s, question, "I have a grey cat.") for s in MIRA_STATEMENTS]
+    twice = scorer.nli.predict(items + items)  # a repeated reply is scored once
+    assert len(scorer.nli.seen) == len(items)
+    np.testing.assert_allclose(twice, ClassifierDiscriminator(nli).predict(items + items), atol=1e-6)
+
+    shared.remember = len(MIRA_STATEMENTS) + 1  # full: it forgets rather than grows
+    shared.predict([Item("Mira", s, "Where do you live?") for s in MIRA_STATEMENTS])
+    assert len(shared.seen) == len(MIRA_STATEMENTS)
+
+    meta = ws.discriminator_dir("relevance") / "discriminator.json"
+    meta.write_text(meta.read_text())  # retrained: a new classifier for the new weights
+    assert workspace_discriminator(ws, "relevance") is not shared

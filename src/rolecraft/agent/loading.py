@@ -47,11 +47,10 @@ def fact_retriever(character: Character, workspace: Workspace | None = None):
     embedding similarity where statements exist but no discriminator was trained. (A card's lorebook
     is activated by the Agent itself, as front ends do: rolecraft.agent.lorebook.)"""
     if workspace is not None and character.facts():
-        from rolecraft.faithfulness.discriminators import META, ClassifierDiscriminator
+        from rolecraft.faithfulness.discriminators import workspace_discriminator
         from rolecraft.faithfulness.retrieval import FactRetriever
 
-        relevance = workspace.discriminator_dir("relevance")
-        trained = ClassifierDiscriminator(relevance) if (relevance / META).exists() else None
+        trained = workspace_discriminator(workspace, "relevance")
         if trained or character.statements:
             return FactRetriever(character.name, character.facts(), trained)
     return None

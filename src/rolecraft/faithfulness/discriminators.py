@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -80,7 +80,8 @@ class ClassifierDiscriminator:
     batched, so a batch holds equal lengths and padding costs almost nothing. The forward pass runs
     on `engine` (faithfulness.engines): "auto" = ONNX Runtime on CPU when installed, else PyTorch."""
 
-    def __init__(self, path: str | Path, batch_size: int = 64, device: str | None = None, engine: str = "auto"):
+    def __init__(self, path: str | Path, batch_size: int = 64, device: str | None = None, engine: str = "auto",
+                 remember: int = 0):
         self.path = Path(path)
         meta_path = self.path / META
         if not meta_path.exists():
@@ -97,6 +98,11 @@ class ClassifierDiscriminator:
         if engine not in ENGINES:
             raise RolecraftError(f"unknown discriminator engine '{engine}'", f"use one of {', '.join(ENGINES)}")
         self.engine = engine
+        # Probabilities of up to `remember` text pairs already scored, reused when a pair comes again: an
+        # agent's retrieval and APC's relevance ask the same (statement, question) pairs, a swipe repeats
+        # its retrieval, two agents may give the same reply. Off by default, so a benchmark times work.
+        self.remember = remember
+        self.seen: dict[tuple[str, str], np.ndarray] = {}
 
     @cached_property
     def tokenizer(self):
@@ -110,12 +116,23 @@ class ClassifierDiscriminator:
         return OnnxClassifier(self.path, self.tokenizer, quantized=engine == "onnx-int8")
 
     def predict(self, items: Sequence[Item]) -> np.ndarray:
-        out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
         if not items:
-            return out
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
         pairs = [pair_text(i) for i in items]
+        if not self.remember:
+            return self.forward(pairs)
+        new = [p for p in dict.fromkeys(pairs) if p not in self.seen]
+        if new:
+            if len(self.seen) + len(new) > self.remember:
+                self.seen.clear()
+            self.seen.update(zip(new, self.forward(new)))
+        return np.stack([self.seen[p] for p in pairs])
+
+    def forward(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Probabilities of text pairs (`pair_text`), tokenized once, sorted by length and batched."""
+        out = np.zeros((len(pairs), len(self.labels)), dtype=np.float32)
         encoded = self.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=self.max_length)
-        order = sorted(range(len(items)), key=lambda i: len(encoded["input_ids"][i]))
+        order = sorted(range(len(pairs)), key=lambda i: len(encoded["input_ids"][i]))
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             out[idx] = softmax(self.runner.logits(padded_batch(encoded, idx, self.tokenizer.pad_token_id)))
@@ -125,6 +142,9 @@ class ClassifierDiscriminator:
 # -- a workspace's pair ------------------------------------------------------------------------------
 
 
+REMEMBERED_PAIRS = 20_000  # per workspace classifier: a build's or a long chat's pairs, a few MB
+
+
 def workspace_discriminators(workspace: Workspace) -> tuple[ClassifierDiscriminator, ClassifierDiscriminator]:
     """The (relevance, NLI) classifiers trained in this workspace."""
     if not workspace.has_discriminators():
@@ -132,4 +152,19 @@ def workspace_discriminators(workspace: Workspace) -> tuple[ClassifierDiscrimina
             f"{workspace.root} has no trained discriminators to score APC with",
             "train them first (`rolecraft discriminators train`, or `rolecraft build`)",
         )
-    return tuple(ClassifierDiscriminator(workspace.discriminator_dir(k)) for k in ("relevance", "nli"))  # type: ignore[return-value]
+    return workspace_discriminator(workspace, "relevance"), workspace_discriminator(workspace, "nli")  # type: ignore[return-value]
+
+
+def workspace_discriminator(workspace: Workspace, kind: Kind) -> ClassifierDiscriminator | None:
+    """The workspace's trained `kind` classifier, or None. One instance per process for its current
+    training (retraining rewrites its metadata): the retriever, the APC scorer and every agent of the
+    workspace share one ONNX session and one memory of the pairs scored."""
+    meta = workspace.discriminator_dir(kind) / META
+    if not meta.exists():
+        return None
+    return _loaded(str(meta.parent.resolve()), meta.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _loaded(folder: str, trained_at: int) -> ClassifierDiscriminator:
+    return ClassifierDiscriminator(folder, remember=REMEMBERED_PAIRS)
