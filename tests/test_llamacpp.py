@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from rolecraft.llm import Message, SamplingParams, load_model, run_sync
 from rolecraft.llm.llamacpp import LlamaCppChatModel, closed
+from tests.conftest import REPO
 
 pytestmark = [
     pytest.mark.slow,
@@ -112,6 +113,24 @@ def test_a_prompt_read_partly_from_another_requests_cache_gives_the_same_output(
         assert run_sync(fresh.generate([prompt], params))[0].text == reply.text
         assert fresh.engine.prompt_tokens_read == reply.prompt_tokens
         run_sync(fresh.aclose())
+
+
+def test_a_cached_prompt_gives_a_cold_reads_exact_log_probabilities(model):
+    """llama.cpp's attention over a short context rounds one query differently from several (the KV
+    cache is F16): the same request again, its prompt cached, reads the last two prompt tokens, so its
+    log-probabilities equal the cold read's bit for bit (reading only the last one moved them ~0.01)."""
+    params = SamplingParams(max_tokens=6, temperature=1.0, seed=5, logprobs=5)
+    engine = LlamaCppChatModel(model.name, batch_size=1)
+    profile = (REPO / "examples" / "mira-voss.txt").read_text()
+    for cut in (200, 300, 600):  # prompts of about 90, 115 and 185 tokens
+        prompt = [Message(role="system", content=f"You are Mira Voss.\n\n{profile[:cut]}"), *chat("Tell me who your father is.")]
+        [cold] = run_sync(engine.generate([prompt], params))
+        before = engine.engine.prompt_tokens_read
+        [again] = run_sync(engine.generate([prompt], params))
+        assert engine.engine.prompt_tokens_read - before == 2
+        assert [(t.token, t.logprob, [a.logprob for a in t.top_logprobs]) for t in again.logprobs] == \
+               [(t.token, t.logprob, [a.logprob for a in t.top_logprobs]) for t in cold.logprobs]
+    run_sync(engine.aclose())
 
 
 def test_stop_strings_cut_the_reply_also_when_streamed(model):

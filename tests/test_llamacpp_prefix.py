@@ -5,10 +5,11 @@ from __future__ import annotations
 from rolecraft.llm.llamacpp_prefix import WORTH_COPYING, SlotCaches, usable
 
 
-def test_the_last_prompt_token_is_always_read():
-    assert usable([1, 2, 3], [1, 2, 3]) == 2
+def test_the_last_two_prompt_tokens_are_always_read():
+    assert usable([1, 2, 3], [1, 2, 3]) == 1
     assert usable([1, 2, 9], [1, 2, 3, 4]) == 2
-    assert usable([], [5]) == 0 and usable([7], [5, 6]) == 0
+    assert usable([1, 2, 3, 4], [1, 2, 3, 4]) == 2
+    assert usable([], [5]) == 0 and usable([7], [5, 6]) == 0 and usable([5], [5]) == 0
 
 
 def test_a_free_slot_with_the_longest_prefix_or_a_copy_of_a_running_one():
@@ -18,8 +19,8 @@ def test_a_free_slot_with_the_longest_prefix_or_a_copy_of_a_running_one():
     caches.tokens[2] = persona[:10]
     # free slots 1 and 2 hold short prefixes; nothing runs: slot 2, 10 tokens cached
     assert caches.place(persona + [1], busy=[], reading={}) == (2, -1, 10)
-    # slot 3 is reading this whole prompt in this step: copy it, it shares far more
-    assert caches.place(persona + [2], busy=[3], reading={3: persona + [1]}) == (2, 3, len(persona))
+    # slot 3 is reading a prompt in this step that shares far more: copy it (all but our last two tokens)
+    assert caches.place(persona + [2], busy=[3], reading={3: persona + [1]}) == (2, 3, len(persona) - 1)
     # a running sequence that shares too little more than a free slot is not worth a copy
     caches.tokens[0] = persona[: 10 + WORTH_COPYING - 1]
     assert caches.place(persona + [3], busy=[0], reading={}) == (2, -1, 10)

@@ -3,7 +3,10 @@
 A slot keeps the tokens of its last sequence when that ends. A new request goes to the free slot whose
 cache shares the longest prefix with its prompt, or, when a running sequence shares at least
 `WORTH_COPYING` more, gets a copy of that sequence's cache (the engine copies the whole KV stream, then
-cuts it). At least the prompt's last token is always read: its logits give the first token.
+cuts it). At least the prompt's last two tokens are always read: the last one's logits give the first
+token, and a read of one token alone would take llama.cpp's one-query attention kernel, which rounds
+differently from the many-query kernel a cold read of the whole prompt takes (the KV cache is F16):
+the same request would then draw other tokens when its prompt was cached.
 """
 
 from __future__ import annotations
@@ -38,6 +41,6 @@ class SlotCaches:
 
 
 def usable(cached: list[int], prompt: list[int]) -> int:
-    """Tokens of `prompt` that `cached` holds: their shared prefix, short of the prompt's last token."""
-    n = min(len(cached), len(prompt) - 1)
+    """Tokens of `prompt` that `cached` holds: their shared prefix, short of the prompt's last two tokens."""
+    n = min(len(cached), len(prompt) - 2)
     return max(0, next((i for i in range(n) if cached[i] != prompt[i]), n))
