@@ -65,7 +65,7 @@ class LlamaCppChatModel(ChatModel):
         self,
         name: str,
         adapter: str | Path | None = None,
-        batch_size: int = 8,
+        batch_size: int = 16,
         threads: int | None = None,
     ):
         if adapter is None and "@" in name:

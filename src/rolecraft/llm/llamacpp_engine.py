@@ -43,7 +43,11 @@ from rolecraft.llm.sampling import TokenChooser, unpack_mask
 from rolecraft.llm.tokens import clip_logprobs
 
 log = logging.getLogger(__name__)
-MIN_CONTEXT = 2048  # tokens per sequence; grown (powers of two) up to the model's own for longer requests
+MIN_CONTEXT = 1024  # tokens per sequence; grown (powers of two) up to the model's own for longer requests
+# KV cells per engine (~380 MB for the embedded model): 16 sequences of up to 1,024 tokens, 8 of 2,048,
+# ... Decoding 16 at once instead of 8 made the build's generation stages ~15 % faster (BENCHMARKS.md), and
+# a longer context takes slots away rather than adding memory.
+KV_CELLS = 16_384
 
 
 @dataclass
@@ -77,7 +81,8 @@ class Engine:
 
     def __init__(self, weights: Weights, slots: int, threads: int, adapter: Path | None = None):
         self.weights = weights
-        self.slots = slots
+        self.max_slots = slots
+        self.slots = slots  # fewer while the context is long (KV_CELLS)
         self.threads = threads
         self.lora = weights.adapter(adapter) if adapter else None
         self.requests: queue.Queue[Request | None] = queue.Queue()
@@ -187,6 +192,8 @@ class Engine:
 
         size = min(self.weights.n_ctx_train, max(MIN_CONTEXT, 1 << (need - 1).bit_length()))
         self._free_context()
+        self.slots = max(1, min(self.max_slots, KV_CELLS // size))
+        self.cached = SlotCaches(self.slots)
         params = lc.llama_context_default_params()
         params.n_ctx = size * self.slots
         params.n_batch = size + self.slots  # the prompts admitted in one step and a token of each running sequence
@@ -205,7 +212,6 @@ class Engine:
             adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self.lora)
             lc.llama_set_adapters_lora(self.ctx, adapters, 1, (ctypes.c_float * 1)(1.0))
         self.seq_tokens = lc.llama_n_ctx_seq(self.ctx)
-        self.cached.clear()
         self._batch_buffer = lc.llama_batch_init(size + self.slots, 0, 1)
 
     def _read_prompt(self, seq: _Sequence, running: dict[int, _Sequence], feed: dict[int, int]) -> None:
