@@ -44,9 +44,9 @@ from rolecraft.llm.tokens import clip_logprobs
 
 log = logging.getLogger(__name__)
 MIN_CONTEXT = 1024  # tokens per sequence; grown (powers of two) up to the model's own for longer requests
-# KV cells per engine (~380 MB for the embedded model): 16 sequences of up to 1,024 tokens, 8 of 2,048,
-# ... Decoding 16 at once instead of 8 made the build's generation stages ~15 % faster (BENCHMARKS.md), and
-# a longer context takes slots away rather than adding memory.
+# KV cells per engine (~380 MB for the embedded model): 16 sequences of up to 1,024 tokens, or 8 of
+# 2,048, and so on; a longer context takes slots away rather than adding memory. Sixteen at once instead
+# of eight made the build's generation stages ~10 % faster (bench/results/runtime.md).
 KV_CELLS = 16_384
 
 
