@@ -163,6 +163,17 @@ def test_from_workspace_uses_the_trained_adapter_and_statements(workspace, tiny_
     assert trained != base  # the adapter is really applied
 
 
+def test_a_trained_agent_is_served_as_the_build_evaluated_it_without_retrieved_facts(workspace, tiny_model_dir):
+    """The build trains its adapters and scores the agent it serves without facts in the prompt; with
+    them, the embedded student answered every chat question with the same fact. So by default a
+    trained agent retrieves nothing, a prompt-only one retrieves, and either can be told otherwise."""
+    model = f"hf:{tiny_model_dir}"
+    trained = Agent.from_workspace(workspace, model)
+    assert trained.model.adapter is not None and trained.retriever is None
+    assert Agent.from_workspace(workspace, model, adapter="none").retriever is not None
+    assert Agent.from_workspace(workspace, model, retrieval=True).retriever is not None
+
+
 def test_load_finds_a_character_by_file_folder_or_name(workspace, tiny_model_dir, monkeypatch):
     model = f"hf:{tiny_model_dir}"
     assert Agent.load(str(workspace.root), model=model, retrieval=False).model.adapter is not None

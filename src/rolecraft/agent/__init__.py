@@ -166,7 +166,7 @@ def assemble(
     workspace: Workspace | None,
     model: str | ChatModel = "embedded",
     adapter: str | Path | None = "auto",
-    retrieval: bool | Literal["none", "rag", "profile"] = True,
+    retrieval: bool | Literal["none", "rag", "profile"] | None = None,
     **options,
 ) -> Agent:
     """The one way every consumer (chat, serve, eval, DPO sampling) gets an agent for a character.
@@ -175,17 +175,27 @@ def assemble(
     workspace's adapter (`adapter`: auto = the best trained one, none, a name under adapters/, or a
     folder); a ready ChatModel is used as it is (its adapter already chosen). `retrieval`: True or
     "rag" puts the most relevant persona facts in the prompt, "profile" the whole profile (APC's
-    long-context agent), False or "none" neither."""
+    long-context agent), False or "none" neither; None: as the build trained and evaluated it, so
+    retrieval for a model without a trained adapter and none for one with (see `default_retrieval`)."""
     from rolecraft.agent.loading import fact_retriever
     from rolecraft.llm import load_model
     from rolecraft.workspace import with_statements
 
     character = with_statements(character, workspace)
+    trained = None
     if isinstance(model, str):
-        model = load_model(model, adapter=workspace.find_adapter(adapter) if workspace else None)
-    mode = {True: "rag", False: "none"}.get(retrieval, retrieval)
+        trained = workspace.find_adapter(adapter) if workspace else None
+        model = load_model(model, adapter=trained)
+    mode = {True: "rag", False: "none", None: default_retrieval(trained is not None)}.get(retrieval, retrieval)
     retriever = fact_retriever(character, workspace) if mode == "rag" else None
     return Agent(character, model, retriever=retriever, profile_in_prompt=mode == "profile", **options)
 
 
-__all__ = ["Agent", "Reply", "Retriever", "STYLES", "Style", "assemble"]
+def default_retrieval(trained: bool) -> str:
+    """Facts retrieved into the prompt for a prompt-only agent, none for a trained one: the build trains
+    its adapters and scores the agent it serves without them (pipeline.build), and with them the
+    embedded student answered every chat question with the same fact."""
+    return "none" if trained else "rag"
+
+
+__all__ = ["Agent", "Reply", "Retriever", "STYLES", "Style", "assemble", "default_retrieval"]

@@ -26,7 +26,9 @@ def chat(
         str, typer.Option(help="auto (the best trained adapter), none, a name under adapters/, or a folder.")
     ] = "auto",
     style: Annotated[str, typer.Option(help="Prompt style: chat or character-llm.")] = "chat",
-    retrieval: Annotated[bool, typer.Option(help="Put the most relevant persona facts into each prompt.")] = True,
+    retrieval: Annotated[Optional[bool], typer.Option(
+        help="Put the most relevant persona facts into each prompt (default: for characters without a trained "
+             "adapter; a trained one is served as the build trained and evaluated it, without).")] = None,
     k: Annotated[int, typer.Option(min=1)] = 5,
     max_tokens: Annotated[int, typer.Option(min=1)] = 256,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,

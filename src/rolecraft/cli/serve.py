@@ -32,7 +32,9 @@ def serve(
         Optional[str], typer.Option(envvar="ROLECRAFT_API_KEY", help="Require `Authorization: Bearer KEY` on /v1/*.")
     ] = None,
     style: Annotated[str, typer.Option(help="Prompt style: chat or character-llm.")] = "chat",
-    retrieval: Annotated[bool, typer.Option(help="Put the most relevant persona facts into each prompt.")] = True,
+    retrieval: Annotated[Optional[bool], typer.Option(
+        help="Put the most relevant persona facts into each prompt (default: for characters without a trained "
+             "adapter; a trained one is served as the build trained and evaluated it, without).")] = None,
     k: Annotated[int, typer.Option(min=1, help="How many facts to retrieve.")] = 5,
     context_chars: Annotated[int, typer.Option(min=500, help="Prompt budget in characters (oldest turns go first).")] = 6000,
     max_pending: Annotated[int, typer.Option(min=1, help="Requests in progress before new ones get 503.")] = 64,

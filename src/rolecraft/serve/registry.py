@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from rolecraft.agent import Agent, Style, assemble
+from rolecraft.agent import Agent, Style, assemble, default_retrieval
 from rolecraft.agent.loading import resolve_character
 from rolecraft.character import Character
 from rolecraft.errors import RolecraftError
@@ -64,19 +64,21 @@ def build_agents(
     served: Sequence[ServedCharacter],
     model: str = "embedded",
     backend: str = LOCAL,
-    retrieval: bool = True,
+    retrieval: bool | None = None,
     style: Style = "chat",
     **agent_options,
 ) -> dict[str, Agent]:
     """One Agent per model id. `backend` is `local` (generation in process on `model`) or
-    `openai:BASE@URL` (generation on that server; BASE is its model id for prompt-only characters)."""
+    `openai:BASE@URL` (generation on that server; BASE is its model id for prompt-only characters).
+    `retrieval` None: facts for prompt-only characters, none for trained ones (agent.default_retrieval)."""
     if backend == LOCAL:
         model_for = _local_models(served, model)
     else:
         model_for = _remote_models(backend)
 
     return {
-        s.id: assemble(s.character, Workspace(s.workspace) if s.workspace else None, model_for(s), retrieval=retrieval,
+        s.id: assemble(s.character, Workspace(s.workspace) if s.workspace else None, model_for(s),
+                       retrieval=default_retrieval(s.adapter is not None) if retrieval is None else retrieval,
                        style=style, **agent_options)
         for s in served
     }
