@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rolecraft.compute import on_compute_thread
-from rolecraft.faithfulness.tokenizer import padded_batch
+from rolecraft.faithfulness.tokenizer import as_inputs, by_length, padded_batch
 from rolecraft.onnx_runtime import EXPORT_LOCK, export, onnx_runtime_installed, onnx_session, run_session, weights_key
 from rolecraft.weights import LOAD_LOCK, cache_root
 
@@ -91,20 +91,15 @@ class OnnxEncoder:
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         encoded = self.tokenize(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
+        batches = by_length(encoded, BATCH)
         pooled = []
-        for start in range(0, len(order), BATCH):
-            batch = padded_batch(encoded, order[start : start + BATCH], self.pad_id)
+        for rows in batches:
+            batch = padded_batch(encoded, rows, self.pad_id)
             pooled.append(mean_pooled(run_session(self.session, batch), batch["attention_mask"]))
-        return np.concatenate(pooled)[np.argsort(order)]  # back in the texts' order
+        return np.concatenate(pooled)[np.argsort(np.concatenate(batches))]  # back in the texts' order
 
     def tokenize(self, texts: list[str]) -> dict[str, list[list[int]]]:
-        encodings = self.tokenizer.encode_batch(texts)
-        return {
-            "input_ids": [e.ids for e in encodings],
-            "token_type_ids": [e.type_ids for e in encodings],
-            "attention_mask": [e.attention_mask for e in encodings],
-        }
+        return as_inputs(self.tokenizer.encode_batch(texts))
 
     @cached_property
     def session(self):

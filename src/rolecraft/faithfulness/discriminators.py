@@ -26,7 +26,7 @@ import numpy as np
 
 from rolecraft.errors import RolecraftError
 from rolecraft.faithfulness.engines import ENGINES, OnnxClassifier, TorchClassifier, resolve_engine, softmax
-from rolecraft.faithfulness.tokenizer import load_tokenizer, padded_batch
+from rolecraft.faithfulness.tokenizer import by_length, load_tokenizer, padded_batch
 from rolecraft.formats.apc import NLI_LABELS, RELEVANCE_LABELS
 from rolecraft.workspace import DISCRIMINATOR_META, Workspace
 
@@ -132,9 +132,7 @@ class ClassifierDiscriminator:
         """Probabilities of text pairs (`pair_text`), tokenized once, sorted by length and batched."""
         out = np.zeros((len(pairs), len(self.labels)), dtype=np.float32)
         encoded = self.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=self.max_length)
-        order = sorted(range(len(pairs)), key=lambda i: len(encoded["input_ids"][i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in by_length(encoded, self.batch_size):
             out[idx] = softmax(self.runner.logits(padded_batch(encoded, idx, self.tokenizer.pad_token_id)))
         return out
 

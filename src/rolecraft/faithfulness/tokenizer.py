@@ -37,12 +37,16 @@ class PairTokenizer:
             self.backend.enable_truncation(max_length, strategy="longest_first")
         else:
             self.backend.no_truncation()
-        encodings = self.backend.encode_batch(list(zip(firsts, seconds)))
-        return {
-            "input_ids": [e.ids for e in encodings],
-            "token_type_ids": [e.type_ids for e in encodings],
-            "attention_mask": [e.attention_mask for e in encodings],
-        }
+        return as_inputs(self.backend.encode_batch(list(zip(firsts, seconds))))
+
+
+def as_inputs(encodings) -> dict[str, list[list[int]]]:
+    """`tokenizers` encodings as the model inputs transformers' fast tokenizer names (unpadded rows)."""
+    return {
+        "input_ids": [e.ids for e in encodings],
+        "token_type_ids": [e.type_ids for e in encodings],
+        "attention_mask": [e.attention_mask for e in encodings],
+    }
 
 
 def load_tokenizer(folder: Path):
@@ -64,3 +68,9 @@ def padded_batch(encoded, rows: Sequence[int], pad_token_id: int) -> dict[str, n
             array[r, : len(row)] = row
         batch[name] = array
     return batch
+
+
+def by_length(encoded, size: int) -> list[list[int]]:
+    """Row indices in batches of `size`, shortest rows first, so a batch pads almost nothing."""
+    order = sorted(range(len(encoded["input_ids"])), key=lambda i: len(encoded["input_ids"][i]))
+    return [order[start : start + size] for start in range(0, len(order), size)]
