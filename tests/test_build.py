@@ -69,6 +69,9 @@ def test_build_resumes_after_kill_without_repeating_calls_and_then_does_nothing(
         terminal = resumed.stdout + resumed.stderr
         assert not re.search(r"\d+%\||it/s\]|examples/s\]|Warning|warnings\.warn|^\[transformers\]", terminal, re.M), terminal
         assert "training (SFT)" in terminal
+        # The summary table keeps one line per step on an 80-column terminal (no wrapped reasons).
+        table_rows = [line for line in terminal.splitlines() if line.startswith("│")]
+        assert table_rows and all(line.split("│")[1].strip() for line in table_rows), terminal
         assert "sft: done" in (ws / "logs" / "rolecraft.log").read_text()
         after = bodies(teacher)[len(before_kill):]
         repeated = set(after) & set(before_kill)

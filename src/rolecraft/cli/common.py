@@ -35,10 +35,20 @@ def run_steps(steps: Sequence, workspace, models) -> list:
 
 
 def summary_table(runs: Sequence, title: str) -> Table:
-    table = Table("step", "status", "rows", "rejected", "seconds", "peak MB", title=title)
+    """One line per step on an 80-column terminal: why a step was skipped and its rejections by reason
+    (which a step that ran printed as it ended, and manifest.json keeps) go under the table."""
+    skipped: dict[str, list[str]] = {}
     for r in runs:
-        status = "cached" if r.cached else f"skipped: {r.skipped}" if r.skipped else "ran"
-        rejected = ", ".join(f"{k}: {n}" for k, n in r.rejections.items()) or "-"
+        if r.skipped:
+            skipped.setdefault(r.skipped, []).append(r.name)
+    notes = [f"{', '.join(names)} skipped: {reason}" for reason, names in skipped.items()]
+    if any(r.rejections for r in runs):
+        notes.append("rejected: the reasons are in manifest.json and each step's line above")
+    table = Table("step", "status", "rows", "rejected", "seconds", "peak MB", title=title,
+                  caption="\n".join(notes) or None, caption_justify="left")
+    for r in runs:
+        status = "cached" if r.cached else "skipped" if r.skipped else "ran"
+        rejected = str(sum(r.rejections.values())) if r.rejections else "-"
         rows = "-" if r.rows is None else str(r.rows)
         table.add_row(r.name, status, rows, rejected, f"{r.seconds:.1f}", f"{r.peak_rss_mb:.0f}")
     return table
