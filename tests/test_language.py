@@ -45,6 +45,15 @@ def test_every_profile_sentence_about_the_character_is_a_statement_with_its_keys
      "The Duke of Aldmark awarded me a silver medal, which I keep in a biscuit tin and never wear."),
     ("Mira keeps a logbook of every ship she sees.", "I keep a logbook of every ship I see."),
     ("Mira Voss (born 1841) is the keeper of the Greywater Lighthouse.", "I was born in 1841 and am the keeper of the Greywater Lighthouse."),
+    # After a verb of giving "her" is who receives, unless she is the one giving.
+    ("Mira's closest friend is Jonah Pell, who brings her oil, flour and news twice a month.",
+     "My closest friend is Jonah Pell, who brings me oil, flour and news twice a month."),
+    ("Her mother taught her music.", "My mother taught me music."),
+    ("She tells her stories to the children.", "I tell my stories to the children."),
+    # "They" doing something to each other includes the speaker.
+    ("Her younger brother is a clerk; they write to each other but quarrel about whether she should leave.",
+     "My younger brother is a clerk; we write to each other but quarrel about whether I should leave."),
+    ("They say she never sleeps.", "They say I never sleep."),
 ])
 def test_statements_in_the_characters_own_voice(mira_facts, statement, said):
     assert en.first_person(statement, MIRA) == said
