@@ -33,6 +33,13 @@ seek seem sell send serve set settle sew shake share shine shout show shut sing 
 solve speak spend spin stand stare start stay steal stop study suffer suggest supply support suppose swear swim take
 talk taste teach tease tell tend thank think throw tie touch trade train travel treat trim trust try turn understand use
 value visit vote wait wake walk want wash watch wave wear welcome win wind wish wonder work worry write""".split())
+# Verbs whose first object is who receives ("Jonah brings her oil" → "brings me oil"): after them "her" is
+# the character as recipient, unless the character is the clause's subject ("she tells her stories").
+_GIVING = set("bring give send show tell teach offer hand lend pay owe promise award grant sell buy feed pass".split())
+_GIVING_FORMS = (_GIVING | {v + "s" for v in _GIVING} | {v + "es" for v in _GIVING} | {v + "ed" for v in _GIVING}
+                 | {v.removesuffix("e") + "ing" for v in _GIVING}
+                 | set("brought gave given sent shown told taught lent paid sold bought fed".split()))
+_RECIPROCAL = re.compile(r"^[^.;:!?]*\b(?:each other|one another)\b")
 PERSON_NOUNS = {"friend", "brother", "sister", "father", "mother", "son", "daughter", "wife", "husband", "uncle", "aunt",
                  "teacher", "mentor", "rival", "partner", "cousin", "grandfather", "grandmother", "master", "student",
                  "companion", "lover", "enemy", "neighbour", "neighbor", "captain", "boss", "pupil"}
@@ -75,6 +82,10 @@ def first_person(sentence: str, names: Sequence[str]) -> str:
         nxt = next((t for t in tokens[i + 1:] if not t.isspace()), "")
         if low in ("she", "he"):
             tok, subject, verb_done = "I", True, False
+        elif low == "they" and _RECIPROCAL.match("".join(tokens[i + 1:])):  # "they write to each other": the two of us
+            tok = "We" if tok[0].isupper() else "we"
+        elif low == "her" and not subject and _last_word(out).lower() in _GIVING_FORMS:
+            tok = "me"
         elif low == "his" or (low == "her" and nxt.lower() not in ("a", "an", "the", ",", ".", "and", "to", "in")
                               and nxt[:1].isalpha()):
             tok = "my"
@@ -97,6 +108,10 @@ def first_person(sentence: str, names: Sequence[str]) -> str:
         out.append(tok)
     result = "".join(out)
     return result[:1].upper() + result[1:]
+
+
+def _last_word(out: list[str]) -> str:
+    return next((t for t in reversed(out) if not t.isspace()), "")
 
 
 def _coordinated(out: list[str]) -> bool:
