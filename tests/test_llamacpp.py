@@ -254,6 +254,21 @@ def test_the_header_reader_reads_what_the_gguf_package_reads(tmp_path):
         read_header(tmp_path / "text.gguf")
 
 
+def test_the_first_q8_rewrite_says_nothing_on_the_terminal(tmp_path):
+    """A fresh machine's first build rewrites the wheel's GGUF as Q8_0: llama.cpp's ~300 lines of
+    loading and quantisation log must not reach the terminal (one progress display, ours)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from rolecraft.llm.embedded import embedded_q8; print(embedded_q8())"
+    done = subprocess.run([sys.executable, "-c", code], env=os.environ | {"ROLECRAFT_CACHE": str(tmp_path)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(tmp_path / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf")
+    assert "llama_model" not in done.stderr and done.stderr.strip() == "", done.stderr[:2000]
+
+
 def _checkpoint():
     from rolecraft.llm.embedded import embedded_checkpoint
 

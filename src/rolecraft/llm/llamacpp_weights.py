@@ -14,9 +14,12 @@ from rolecraft.weights import LOAD_LOCK
 
 
 def llama_cpp():
-    """The llama_cpp module (its OpenMP wait is set when rolecraft is imported: see rolecraft/__init__)."""
+    """The llama_cpp module (its OpenMP wait is set when rolecraft is imported: see rolecraft/__init__),
+    with llama.cpp's log quiet: its bindings print it unless their logger is set above INFO, and a
+    first build would show ~300 lines of loading and quantisation chatter."""
     import llama_cpp
 
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     return llama_cpp
 
 
@@ -34,7 +37,6 @@ class Weights:
 
     def __init__(self, path: Path):
         lc = llama_cpp()
-        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
         lc.llama_backend_init()
         self.path = path
         self.model = lc.llama_model_load_from_file(str(path).encode(), lc.llama_model_default_params())
